@@ -1,0 +1,99 @@
+"""Settings: defaults that run out of the box, overridden by an instance config file and the environment.
+
+Order (later wins): :class:`Config` defaults, ``instance/config.py`` (or ``CCTV_CONFIG_FILE``), ``CCTV_*``
+environment variables, then the mapping a caller passes to ``create_app``. Invalid values fail fast with
+a :class:`ConfigError` that names the setting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names it."""
+
+
+class Config:
+    """Default settings."""
+
+    # Where the project's data (spec profiles, example projects, fleets) lives.
+    CONFIG_DIR = str(REPO_ROOT / "config")
+    # None: SQLite file in the instance folder (see cctv_monitor.db).
+    DATABASE_URL: str | None = None
+    SECRET_KEY: str | None = None  # None: generated once and kept in the instance folder
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False  # set CCTV_SESSION_COOKIE_SECURE=1 behind HTTPS
+    DEFAULT_LANGUAGE = "th"
+    # Probing defaults
+    ONVIF_PORTS = [80, 8000, 8080, 8899, 443]
+    PROBE_TIMEOUT_S = 5.0
+    PROBE_CONCURRENCY = 64
+    PROBE_PER_HOST_LIMIT = 2
+    SCHEDULER_ENABLED = False  # `serve` and `worker` turn it on
+    TESTING = False
+
+
+class TestConfig(Config):
+    """Settings for the test suite."""
+
+    TESTING = True
+    SECRET_KEY = "test-secret"
+    WTF_CSRF_ENABLED = True
+
+
+_ENV_TYPES: dict[str, type] = {
+    "DATABASE_URL": str,
+    "SECRET_KEY": str,
+    "CONFIG_DIR": str,
+    "DEFAULT_LANGUAGE": str,
+    "SESSION_COOKIE_SECURE": bool,
+    "PROBE_TIMEOUT_S": float,
+    "PROBE_CONCURRENCY": int,
+    "PROBE_PER_HOST_LIMIT": int,
+    "SCHEDULER_ENABLED": bool,
+}
+
+
+def from_environment(environ: os._Environ[str] | dict[str, str] | None = None) -> dict[str, Any]:
+    """Read ``CCTV_<NAME>`` variables for the known settings, converting and validating each."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, kind in _ENV_TYPES.items():
+        raw = environ.get(f"CCTV_{name}")
+        if raw is None or raw == "":
+            continue
+        values[name] = _convert(f"CCTV_{name}", raw, kind)
+    return values
+
+
+def _convert(name: str, raw: str, kind: type) -> Any:
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{name}={raw!r}: expected a boolean (1/0, true/false, yes/no)")
+    try:
+        return kind(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r}: expected {kind.__name__}") from exc
+
+
+def validate(config: dict[str, Any]) -> None:
+    """Fail fast on settings that cannot work, naming the setting."""
+    if config.get("DEFAULT_LANGUAGE") not in {"th", "en"}:
+        raise ConfigError(f"DEFAULT_LANGUAGE={config.get('DEFAULT_LANGUAGE')!r}: expected 'th' or 'en'")
+    if not Path(config["CONFIG_DIR"]).is_dir():
+        raise ConfigError(f"CONFIG_DIR={config['CONFIG_DIR']!r}: not a directory")
+    for name in ("PROBE_CONCURRENCY", "PROBE_PER_HOST_LIMIT"):
+        if int(config.get(name, 1)) < 1:
+            raise ConfigError(f"{name}={config.get(name)!r}: must be at least 1")
+    if float(config.get("PROBE_TIMEOUT_S", 1)) <= 0:
+        raise ConfigError(f"PROBE_TIMEOUT_S={config.get('PROBE_TIMEOUT_S')!r}: must be positive")

@@ -1,0 +1,226 @@
+"""The observation contract: what a probe saw, as frozen dataclasses with a JSON round-trip.
+
+Probes fill these; only ``cctv_monitor`` turns them into database rows. Nothing here imports Flask,
+SQLAlchemy, zeep or OpenCV, so a field laptop can run the probes alone and ship the JSON.
+
+Every string in here may come from a camera: treat it as hostile when rendering (escape it) and never
+put credentials in it (stream URIs are stored redacted, see :func:`redact_uri`).
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
+
+__all__ = [
+    "ProbeStatus",
+    "DeviceIdentity",
+    "MediaProfile",
+    "StreamCheck",
+    "Observation",
+    "redact_uri",
+    "SCHEMA_VERSION",
+]
+
+#: Bumped when a field changes meaning; stored with every observation.
+SCHEMA_VERSION = 1
+
+REDACTED = "***"
+
+# Query parameters that carry credentials in vendors' RTSP/HTTP URLs (ZoneMinder#1346 and friends).
+_SECRET_KEYS = {"password", "passwd", "pass", "pwd", "user", "username", "usr", "auth", "token", "key"}
+
+
+class ProbeStatus(str, enum.Enum):
+    """Outcome class of one probe of one address; each maps to an action for the technician."""
+
+    OK = "ok"
+    UNREACHABLE = "unreachable"  # nothing answers: host down, port closed, no route
+    TIMEOUT = "timeout"  # something accepted the connection but did not answer in time
+    AUTH_FAILED = "auth_failed"  # wrong ONVIF user/password, or clock skew broke the digest
+    ONVIF_DISABLED = "onvif_disabled"  # an HTTP server answers, but ONVIF is switched off
+    NOT_ONVIF = "not_onvif"  # an HTTP server answers that is not an ONVIF device at all
+    NOT_SUPPORTED = "not_supported"  # a required ONVIF service/operation is missing
+    MALFORMED_REPLY = "malformed_reply"  # the device answered with XML/SOAP we cannot read
+    ERROR = "error"  # anything else (bug, unexpected library error); message says what
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    """Who the device says it is (GetDeviceInformation, GetNetworkInterfaces, GetScopes, GetHostname)."""
+
+    manufacturer: str | None = None
+    model: str | None = None
+    firmware: str | None = None
+    serial: str | None = None
+    hardware_id: str | None = None
+    macs: tuple[str, ...] = ()  # normalised lower-case aa:bb:cc:dd:ee:ff, in the order reported
+    hostname: str | None = None
+    name: str | None = None  # from onvif://www.onvif.org/name/ scope, URL-decoded
+    location: str | None = None  # from onvif://www.onvif.org/location/ scope, URL-decoded
+    scopes: tuple[str, ...] = ()
+    onvif_profiles: tuple[str, ...] = ()  # "S", "T", "G"... from onvif://www.onvif.org/Profile/ scopes
+
+
+@dataclass(frozen=True)
+class MediaProfile:
+    """One media profile with its video encoder configuration, as ONVIF claims it."""
+
+    token: str
+    name: str | None = None
+    encoding: str | None = None  # normalised: "H264", "H265", "JPEG", "MPEG4"
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    bitrate_kbps: int | None = None  # as claimed; may be a placeholder such as 2147483647
+    gov_length: int | None = None
+    quality: float | None = None
+    stream_uri: str | None = None  # credentials redacted
+    snapshot_uri: str | None = None  # credentials redacted
+    media_service: str = "media"  # "media" (ver10) or "media2" (ver20)
+    video_source_token: str | None = None
+
+
+@dataclass(frozen=True)
+class StreamCheck:
+    """What the RTSP stream of one profile really delivers, measured with OpenCV."""
+
+    profile_token: str
+    ok: bool
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None  # from frame timestamps, not wall clock
+    codec: str | None = None  # normalised like MediaProfile.encoding
+    first_frame_s: float | None = None
+    bitrate_kbps: int | None = None  # from packet sizes where measured
+    black: bool | None = None
+    frozen: bool | None = None
+    low_detail: bool | None = None
+    error: str | None = None
+    thumbnail_jpeg: bytes | None = field(default=None, repr=False)  # small JPEG; base64 in JSON
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything one probe of one address saw. A partial read keeps what was read."""
+
+    address: str  # "host:port" as probed
+    status: ProbeStatus
+    error: str | None = None  # actionable message for the technician when status is not ok
+    observed_at: str = ""  # ISO 8601 UTC
+    duration_s: float | None = None
+    device: DeviceIdentity | None = None
+    clock_offset_s: float | None = None  # camera clock minus our clock, seconds
+    ntp_servers: tuple[str, ...] = ()
+    ntp_from_dhcp: bool | None = None
+    services: tuple[str, ...] = ()  # "device", "media", "media2", ...
+    xaddrs: tuple[str, ...] = ()  # as discovered (may be several)
+    profiles: tuple[MediaProfile, ...] = ()
+    stream_checks: tuple[StreamCheck, ...] = ()
+    warnings: tuple[str, ...] = ()  # non-fatal problems: a failed optional call, a placeholder value
+    raw_errors: tuple[str, ...] = ()  # short diagnostic excerpts of bad replies (already redacted)
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def ok(self) -> bool:
+        """True when the ONVIF read succeeded."""
+        return self.status is ProbeStatus.OK
+
+    @property
+    def host(self) -> str:
+        """Host part of ``address`` (IPv6 brackets stripped)."""
+        host, _, port = self.address.rpartition(":")
+        if not host or not port.isdigit():
+            return self.address.strip("[]")
+        return host.strip("[]")
+
+    def with_updates(self, **changes: Any) -> "Observation":
+        """Return a copy with some fields replaced."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (enums as values, tuples as lists, thumbnails base64)."""
+        data = asdict(self)
+        data["status"] = self.status.value
+        for check in data["stream_checks"]:
+            thumb = check.get("thumbnail_jpeg")
+            check["thumbnail_jpeg"] = base64.b64encode(thumb).decode("ascii") if thumb else None
+        return _lists(data)
+
+    def to_json(self, **kwargs: Any) -> str:
+        """JSON text of :meth:`to_dict`."""
+        kwargs.setdefault("ensure_ascii", False)
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Observation":
+        """Rebuild an observation from :meth:`to_dict` output; unknown keys are ignored."""
+        values = _known(cls, data)
+        values["status"] = ProbeStatus(values.get("status", "error"))
+        if values.get("device") is not None:
+            values["device"] = DeviceIdentity(**_tuples(_known(DeviceIdentity, values["device"])))
+        values["profiles"] = tuple(MediaProfile(**_known(MediaProfile, p)) for p in values.get("profiles") or ())
+        checks = []
+        for raw in values.get("stream_checks") or ():
+            check = _known(StreamCheck, raw)
+            if check.get("thumbnail_jpeg"):
+                check["thumbnail_jpeg"] = base64.b64decode(check["thumbnail_jpeg"])
+            checks.append(StreamCheck(**check))
+        values["stream_checks"] = tuple(checks)
+        return cls(**_tuples(values))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Observation":
+        """Rebuild an observation from :meth:`to_json` output."""
+        return cls.from_dict(json.loads(text))
+
+
+def utc_now_iso() -> str:
+    """Current UTC time as ISO 8601 with offset."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def redact_uri(uri: str | None) -> str | None:
+    """Remove credentials from a URI: userinfo and password-like query parameters become ``***``."""
+    if not uri:
+        return uri
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return REDACTED
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() in _SECRET_KEYS for k, _ in pairs):
+            query = urlencode([(k, REDACTED if k.lower() in _SECRET_KEYS else v) for k, v in pairs], safe="*")
+    path = parts.path
+    # Some vendors put credentials in the path: /user=admin_password=secret_channel=1 (Dahua-style)
+    lowered = path.lower()
+    if "password=" in lowered or "pwd=" in lowered:
+        path = "/" + REDACTED
+    return urlunsplit(SplitResult(parts.scheme, netloc, path, query, parts.fragment))
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in dict(data).items() if k in names}
+
+
+def _tuples(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+
+def _lists(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_lists(v) for v in value]
+    return value

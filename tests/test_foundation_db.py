@@ -1,0 +1,47 @@
+"""The schema is created by migrations on both engines, and the basic model round-trips."""
+
+from __future__ import annotations
+
+from datetime import date, timezone
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
+
+from cctv_monitor.db import get_db
+from cctv_monitor.models import Agency, Project, SpecProfile
+
+
+def test_migrations_create_every_table(app):
+    """All model tables exist after create_app, plus alembic's version table."""
+    from cctv_monitor.models import Base
+
+    names = set(inspect(get_db(app).engine).get_table_names())
+    assert set(Base.metadata.tables) <= names
+    assert "alembic_version" in names
+
+
+def test_agency_project_round_trip(session):
+    """Typed columns come back typed; timestamps are timezone-aware UTC."""
+    agency = Agency(code="maesai-mun", name_th="เทศบาลตำบลแม่สาย", name_en="Mae Sai Subdistrict Municipality",
+                    province="เชียงราย", district="แม่สาย")
+    profile = SpecProfile(code="fixed_outdoor", name_th="กล้องชนิดติดตั้งถาวรภายนอกอาคาร", device_class="fixed_outdoor",
+                          requirements={"min_width": 1920})
+    session.add(Project(code="P-1", title_th="โครงการ", agency=agency, spec_profile=profile, approved_count=12,
+                        budget_thb=Decimal("1234567.89"), approval_date=date(2024, 10, 25)))
+    session.commit()
+    project = session.scalars(select(Project)).one()
+    assert project.budget_thb == Decimal("1234567.89")
+    assert project.approval_date == date(2024, 10, 25)
+    assert project.created.tzinfo is not None and project.created.utcoffset() == timezone.utc.utcoffset(None)
+    assert project.agency.name_th == "เทศบาลตำบลแม่สาย"
+
+
+def test_unique_codes_enforced(session):
+    """A second agency with the same code violates the named unique constraint."""
+    session.add(Agency(code="dup", name_th="ก", province="เชียงราย"))
+    session.commit()
+    session.add(Agency(code="dup", name_th="ข", province="เชียงราย"))
+    with pytest.raises(IntegrityError):
+        session.commit()
