@@ -20,6 +20,6 @@ def alembic_config(engine: Engine) -> AlembicConfig:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Upgrade the schema of ``engine`` to ``revision``."""
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    """Upgrade the schema of ``engine`` to ``revision`` ("heads": every branch, so parallel revisions never block start-up)."""
     command.upgrade(alembic_config(engine), revision)
