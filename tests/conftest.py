@@ -85,3 +85,21 @@ def session(app):
 
     with get_db(app).sessionmaker() as s:
         yield s
+
+
+@pytest.fixture(scope="module")
+def demo_fleet():
+    """The demo fleet (config/fleets/demo.yaml) on loopback, ONVIF only, for one test module."""
+    from cctv_monitor.simulator.testing import running_fleet
+
+    with running_fleet("demo") as fleet:
+        yield fleet
+
+
+@pytest.fixture(scope="module")
+def quirks_fleet():
+    """The quirks fleet (config/fleets/quirks.yaml) on loopback, ONVIF only, for one test module."""
+    from cctv_monitor.simulator.testing import running_fleet
+
+    with running_fleet("quirks") as fleet:
+        yield fleet
