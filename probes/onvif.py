@@ -1,0 +1,719 @@
+"""ONVIF probe: read identity, clock, services, media profiles and stream URIs of one device.
+
+Order of calls (PITFALLS.md):
+1. GetSystemDateAndTime without credentials (hand-built SOAP, cheap): is an ONVIF device there, and what
+   time does it think it is? The offset is reported and used to sign every WS-Security digest.
+2. GetDeviceInformation with each credential in turn (WS-Security digest; HTTP Digest when challenged).
+3. GetServices (fallback GetCapabilities), GetNetworkInterfaces, GetScopes, GetNTP, GetHostname.
+4. Profiles from Media2 (ver20, H.265) when the device has it, else Media (ver10); stream and snapshot URIs.
+
+Device and Media (ver10) calls go through zeep with onvif-zeep-async's WSDLs and process-wide parsed
+document cache; Media2 is not in onvif-zeep-async 4.3, so its three calls are hand-built and read with the
+tolerant reader of :mod:`probes.soap`. One aiohttp session per camera carries all of it and is always
+closed. Optional calls that fail become warnings; a partial read keeps what was read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import zeep.exceptions
+from lxml import etree
+from onvif import client as onvif_client
+from onvif.definition import SERVICES
+from onvif.wsa import WsAddressingIfMissingPlugin
+from zeep.settings import Settings
+
+from probes.errors import (
+    AuthFailed,
+    MalformedReply,
+    NotSupported,
+    OnvifDisabled,
+    ProbeError,
+    ProbeTimeout,
+)
+from probes.results import DeviceIdentity, MediaProfile, Observation, ProbeStatus, redact_uri, utc_now_iso
+from probes.soap import (
+    CameraSession,
+    HostLimiter,
+    ZeepTransport,
+    child,
+    children,
+    envelope,
+    excerpt,
+    is_auth_fault,
+    local,
+    soap_fault,
+    text,
+    wsse_header,
+)
+from probes.targets import Credential, Target
+
+__all__ = ["probe_onvif", "probe_onvif_detailed", "OnvifReadout", "PLACEHOLDER_BITRATES"]
+
+LOGGER = logging.getLogger(__name__)
+
+DEVICE_NS = "http://www.onvif.org/ver10/device/wsdl"
+MEDIA_NS = "http://www.onvif.org/ver10/media/wsdl"
+MEDIA2_NS = "http://www.onvif.org/ver20/media/wsdl"
+_SERVICE_NAMES = {
+    DEVICE_NS: "device", MEDIA_NS: "media", MEDIA2_NS: "media2",
+    "http://www.onvif.org/ver10/events/wsdl": "events", "http://www.onvif.org/ver20/imaging/wsdl": "imaging",
+    "http://www.onvif.org/ver20/ptz/wsdl": "ptz", "http://www.onvif.org/ver10/deviceIO/wsdl": "deviceio",
+    "http://www.onvif.org/ver20/analytics/wsdl": "analytics", "http://www.onvif.org/ver10/recording/wsdl": "recording",
+    "http://www.onvif.org/ver10/search/wsdl": "search", "http://www.onvif.org/ver10/replay/wsdl": "replay",
+}
+#: BitrateLimit values that mean "not set" (agsh/onvif#233).
+PLACEHOLDER_BITRATES = {2147483647, 4294967295, 65535, 0}
+_CLOCK_WARN_S = 5.0
+_WSDL_DIR = Path(onvif_client.__file__).parent / "wsdl"
+
+# zeep settings for camera replies: lenient about the schema (cameras deviate), strict about safety.
+# Well-formedness was already checked by probes.soap, so recover mode only affects schema leniency here.
+_ZEEP_SETTINGS = Settings(strict=False, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True,
+                          forbid_external=True)
+
+T = TypeVar("T")
+
+
+async def probe_onvif(target: Target, credentials: Sequence[Credential], *, timeout_s: float = 5.0,
+                      limiter: HostLimiter | None = None, total_timeout_s: float | None = None) -> Observation:
+    """Probe one ONVIF device and return what it said; never raises for device problems."""
+    readout = await probe_onvif_detailed(target, credentials, timeout_s=timeout_s, limiter=limiter,
+                                         total_timeout_s=total_timeout_s)
+    return readout.observation
+
+
+@dataclass(frozen=True)
+class OnvifReadout:
+    """An observation plus what the stream check needs and the observation must not hold."""
+
+    observation: Observation
+    credential: Credential | None = None  # the credential the device accepted
+    stream_uris: dict[str, str] = field(default_factory=dict, repr=False)  # token -> URI as given (unredacted)
+
+
+async def probe_onvif_detailed(target: Target, credentials: Sequence[Credential], *, timeout_s: float = 5.0,
+                               limiter: HostLimiter | None = None,
+                               total_timeout_s: float | None = None) -> OnvifReadout:
+    """Like :func:`probe_onvif`, also returning the accepted credential and the unredacted stream URIs."""
+    started = time.monotonic()
+    state = _State(target)
+    session = CameraSession(target.host, timeout_s=timeout_s, limiter=limiter,
+                            per_host_connections=limiter.limit if limiter else 2)
+    # A slow camera answers every call just inside the timeout; bound the whole probe as well.
+    total = total_timeout_s if total_timeout_s is not None else max(timeout_s * 8, 30.0)
+    try:
+        async with asyncio.timeout(total):
+            await _Prober(state, session, list(credentials), timeout_s).run()
+    except ProbeError as exc:
+        state.fail(exc)
+    except TimeoutError:
+        state.fail(ProbeTimeout(f"the whole probe took longer than {total:g} s (device answers very slowly); "
+                                "what was read so far is kept"))
+    except Exception as exc:  # noqa: BLE001 - one broken camera must never stop a scan
+        LOGGER.exception("%s: unexpected error while probing", target.address)
+        state.fail(ProbeError(f"unexpected {type(exc).__name__} while probing: {exc}"))
+    finally:
+        await session.close()
+    state.warnings.extend(w for w in session.repairs if w not in state.warnings)
+    if session.http_digest_used:
+        state.warn("device required HTTP Digest authentication on top of WS-Security")
+    return OnvifReadout(state.build(time.monotonic() - started), state.credential, dict(state.stream_uris))
+
+
+@dataclass
+class _State:
+    """What has been read so far (a partial read keeps it)."""
+
+    target: Target
+    status: ProbeStatus = ProbeStatus.OK
+    error: str | None = None
+    device: dict[str, Any] = field(default_factory=dict)
+    macs: list[str] = field(default_factory=list)
+    scopes: list[str] = field(default_factory=list)
+    clock_offset_s: float | None = None
+    ntp_servers: list[str] = field(default_factory=list)
+    ntp_from_dhcp: bool | None = None
+    services: dict[str, str] = field(default_factory=dict)  # short name -> xaddr
+    profiles: list[MediaProfile] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    raw_errors: list[str] = field(default_factory=list)
+    credential: Credential | None = None
+    stream_uris: dict[str, str] = field(default_factory=dict)
+
+    def warn(self, message: str) -> None:
+        """Record a non-fatal problem once."""
+        if message not in self.warnings:
+            LOGGER.info("%s: %s", self.target.address, message)
+            self.warnings.append(message)
+
+    def fail(self, exc: ProbeError) -> None:
+        """Record the fatal outcome."""
+        LOGGER.info("%s: %s: %s", self.target.address, exc.status.value, exc.message)
+        self.status, self.error = exc.status, exc.message
+        if exc.excerpt:
+            self.raw_errors.append(exc.excerpt)
+
+    def build(self, duration_s: float) -> Observation:
+        """The frozen observation."""
+        device = None
+        if self.device or self.macs or self.scopes:
+            name, location, profiles = _scope_fields(self.scopes)
+            device = DeviceIdentity(
+                manufacturer=self.device.get("manufacturer"), model=self.device.get("model"),
+                firmware=self.device.get("firmware"), serial=self.device.get("serial"),
+                hardware_id=self.device.get("hardware_id"), macs=tuple(self.macs),
+                hostname=self.device.get("hostname"), name=name, location=location, scopes=tuple(self.scopes),
+                onvif_profiles=profiles)
+        return Observation(
+            address=self.target.address, status=self.status, error=self.error, observed_at=utc_now_iso(),
+            duration_s=round(duration_s, 3), device=device, clock_offset_s=self.clock_offset_s,
+            ntp_servers=tuple(self.ntp_servers), ntp_from_dhcp=self.ntp_from_dhcp,
+            services=tuple(self.services), xaddrs=self.target.xaddrs, profiles=tuple(self.profiles),
+            warnings=tuple(self.warnings), raw_errors=tuple(self.raw_errors))
+
+
+class _Prober:
+    """The call sequence for one device."""
+
+    def __init__(self, state: _State, session: CameraSession, credentials: list[Credential],
+                 timeout_s: float) -> None:
+        self.state = state
+        self.session = session
+        self.credentials = credentials
+        self.timeout_s = timeout_s
+        self.target = state.target
+        self.device_url = _preferred_device_url(state.target)
+        self.offset = 0.0  # seconds to add to our clock to get the camera's, for signing
+        self._zclients: dict[str, Any] = {}
+        self._credential: Credential | None = None
+        self._clock_fault: tuple[str, list[str], str] | None = None
+
+    # -- sequence ---------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run the whole sequence; raises the fatal ProbeError."""
+        time_needs_auth = await self._read_clock(authenticated=False)
+        await self._authenticate()
+        if time_needs_auth:
+            await self._read_clock(authenticated=True)
+        self.state.services["device"] = self.device_url
+        await asyncio.gather(self._services(), self._optional("GetNetworkInterfaces", self._network),
+                             self._optional("GetScopes", self._scopes), self._optional("GetNTP", self._ntp),
+                             self._optional("GetHostname", self._hostname))
+        await self._media()
+
+    async def _read_clock(self, *, authenticated: bool) -> bool:
+        """GetSystemDateAndTime; returns True when the device wants credentials for it."""
+        header = ""
+        if authenticated and self._credential is not None:
+            header = wsse_header(self._credential.username, self._credential.password, self.offset)
+        body = envelope('<tds:GetSystemDateAndTime/>', header, {"tds": DEVICE_NS})
+        sent = time.time()
+        try:
+            reply = await self.session.post(self.device_url, body, action=f"{DEVICE_NS}/GetSystemDateAndTime",
+                                            authenticated=authenticated)
+        except AuthFailed:
+            if authenticated:
+                raise
+            self.state.warn("GetSystemDateAndTime needs credentials on this device (ONVIF allows it without)")
+            return True
+        received = time.time()
+        fault = soap_fault(reply.xml.root)
+        if fault is not None:
+            code, subcodes, reason = fault
+            if not authenticated and is_auth_fault(code, subcodes, reason):
+                self.state.warn("GetSystemDateAndTime needs credentials on this device (ONVIF allows it without)")
+                return True
+            # Could be ONVIF switched off (every call faults) or just this call: GetDeviceInformation decides.
+            self.state.warn(f"GetSystemDateAndTime answered with a SOAP fault ({_fault_text(fault)}); "
+                            "clock not read, digests signed with our own clock")
+            self._clock_fault = fault
+            return False
+        utc = _find(reply.xml.root, "SystemDateAndTime")
+        utc = child(utc, "UTCDateTime") if utc is not None else None
+        camera_time = _onvif_datetime(utc)
+        if camera_time is None:
+            self.state.warn("GetSystemDateAndTime carried no readable UTCDateTime; clock offset unknown")
+            return False
+        # The camera stamps its reply when it sends it, in whole seconds (truncated): compare with the time
+        # the reply arrived (+0.5 s for the truncation), not the time we asked (a slow camera would skew it).
+        del sent
+        raw = camera_time.timestamp() - received + 0.5
+        self.offset = float(round(raw))
+        self.state.clock_offset_s = self.offset
+        if abs(self.offset) > _CLOCK_WARN_S:
+            self.state.warn(f"camera clock is {self.offset:+.0f} s off (signing with the camera's clock); "
+                            "set NTP on the camera")
+        return False
+
+    async def _authenticate(self) -> None:
+        """GetDeviceInformation with each credential until one is accepted."""
+        candidates: list[Credential | None] = list(self.credentials) or [None]
+        rejected: list[str] = []
+        last: ProbeError | None = None
+        for credential in candidates:
+            self._use(credential)
+            try:
+                info = await self._zcall("devicemgmt", "GetDeviceInformation")
+            except AuthFailed as exc:
+                rejected.append(credential.username if credential else "(no credentials)")
+                last = exc
+                continue
+            except NotSupported as exc:
+                if self._clock_fault is not None:
+                    raise OnvifDisabled(f"device service answers every call with a SOAP fault "
+                                        f"({exc.message}): ONVIF is switched off on this device; enable it in the "
+                                        "camera's web page") from exc
+                raise
+            self._credential = credential
+            self.state.credential = credential
+            self.state.device.update(
+                manufacturer=_s(info, "Manufacturer"), model=_s(info, "Model"), firmware=_s(info, "FirmwareVersion"),
+                serial=_s(info, "SerialNumber"), hardware_id=_s(info, "HardwareId"))
+            return
+        assert last is not None
+        users = ", ".join(dict.fromkeys(rejected))
+        skew = ""
+        if self.state.clock_offset_s is None:
+            skew = " The camera clock could not be read, so a clock skew may also break the digest."
+        raise AuthFailed(f"all {len(rejected)} credential(s) rejected (users: {users}): {last.message}. "
+                         f"Check the ONVIF user list on the camera (it is often separate from the web users).{skew}",
+                         excerpt=last.excerpt)
+
+    async def _services(self) -> None:
+        try:
+            services = await self._zcall("devicemgmt", "GetServices", {"IncludeCapability": False})
+            for svc in services or []:
+                ns, xaddr = _s(svc, "Namespace"), _s(svc, "XAddr")
+                name = _SERVICE_NAMES.get(ns or "")
+                if name and xaddr:
+                    self.state.services[name] = self._fix_xaddr(xaddr, name)
+            if "media" in self.state.services or "media2" in self.state.services:
+                return
+        except ProbeError as exc:
+            if exc.status in (ProbeStatus.UNREACHABLE, ProbeStatus.TIMEOUT):
+                raise
+            self.state.warn(f"GetServices failed ({exc.message}); trying GetCapabilities")
+        try:
+            caps = await self._zcall("devicemgmt", "GetCapabilities", {"Category": "All"})
+        except ProbeError as exc:
+            if exc.status in (ProbeStatus.UNREACHABLE, ProbeStatus.TIMEOUT):
+                raise
+            self.state.warn(f"GetCapabilities failed ({exc.message})")
+            return
+        for key, name in (("Media", "media"), ("Events", "events"), ("Imaging", "imaging"), ("PTZ", "ptz"),
+                          ("Analytics", "analytics")):
+            xaddr = _s(getattr(caps, key, None), "XAddr")
+            if xaddr:
+                self.state.services[name] = self._fix_xaddr(xaddr, name)
+
+    async def _network(self) -> None:
+        interfaces = await self._zcall("devicemgmt", "GetNetworkInterfaces")
+        for nic in interfaces or []:
+            raw = _s(getattr(nic, "Info", None), "HwAddress")
+            if not raw:
+                continue
+            mac = _normalise_mac(raw)
+            if mac is None:
+                self.state.warn(f"unreadable MAC address {raw[:40]!r} ignored")
+                continue
+            if mac in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"):
+                self.state.warn(f"device reports placeholder MAC {mac}; identify it by serial instead")
+            if mac not in self.state.macs:
+                self.state.macs.append(mac)
+
+    async def _scopes(self) -> None:
+        scopes = await self._zcall("devicemgmt", "GetScopes")
+        for scope in scopes or []:
+            item = _s(scope, "ScopeItem")
+            if item:
+                self.state.scopes.append(item)
+
+    async def _ntp(self) -> None:
+        info = await self._zcall("devicemgmt", "GetNTP")
+        self.state.ntp_from_dhcp = getattr(info, "FromDHCP", None)
+        for entry in list(getattr(info, "NTPManual", None) or []) + list(getattr(info, "NTPFromDHCP", None) or []):
+            value = _s(entry, "DNSname") or _s(entry, "IPv4Address") or _s(entry, "IPv6Address")
+            if value and value not in self.state.ntp_servers:
+                self.state.ntp_servers.append(value)
+
+    async def _hostname(self) -> None:
+        info = await self._zcall("devicemgmt", "GetHostname")
+        self.state.device["hostname"] = _s(info, "Name")
+
+    async def _media(self) -> None:
+        if "media2" in self.state.services:
+            try:
+                await self._media2()
+                return
+            except (AuthFailed, NotSupported, MalformedReply) as exc:
+                self.state.warn(f"Media2 failed ({exc.message}); reading Media (ver10) instead, H.265 may be missed")
+        if "media" not in self.state.services:
+            raise NotSupported("device lists no Media service (GetServices/GetCapabilities): profiles and stream "
+                               "URIs cannot be read; identity was read")
+        await self._media1()
+
+    async def _media1(self) -> None:
+        try:
+            profiles = await self._zcall("media", "GetProfiles")
+        except (NotSupported, MalformedReply, AuthFailed) as exc:
+            self.state.warn(f"GetProfiles failed ({exc.message}); no media profiles read")
+            return
+        except ProbeError as exc:
+            if exc.status is not ProbeStatus.ERROR:
+                raise
+            self.state.warn(f"GetProfiles failed ({exc.message}); no media profiles read")
+            return
+        read = [_media1_profile(p) for p in profiles or [] if _s(p, "token")]
+
+        async def uris(prof: MediaProfile) -> MediaProfile:
+            stream = await self._optional_value(
+                f"GetStreamUri({prof.token})",
+                lambda: self._zcall("media", "GetStreamUri", {
+                    "StreamSetup": {"Stream": "RTP-Unicast", "Transport": {"Protocol": "RTSP"}},
+                    "ProfileToken": prof.token}))
+            snap = await self._optional_value(
+                f"GetSnapshotUri({prof.token})",
+                lambda: self._zcall("media", "GetSnapshotUri", {"ProfileToken": prof.token}))
+            self._keep_stream_uri(prof.token, _s(stream, "Uri"))
+            return replace(prof, stream_uri=self._media_uri(_s(stream, "Uri")),
+                           snapshot_uri=self._media_uri(_s(snap, "Uri"), http=True))
+
+        self.state.profiles = list(await asyncio.gather(*(uris(p) for p in read)))
+        self._check_profiles()
+
+    async def _media2(self) -> None:
+        url = self.state.services["media2"]
+        root = await self._raw(url, "GetProfiles", "<tr2:GetProfiles><tr2:Type>All</tr2:Type></tr2:GetProfiles>")
+        read = [_media2_profile(p) for p in root.iter() if local(p.tag) == "Profiles" and p.get("token")]
+        if not read:
+            raise MalformedReply("Media2 GetProfiles listed no profiles")
+
+        async def uris(prof: MediaProfile) -> MediaProfile:
+            token = _xml_text(prof.token)
+            stream = await self._optional_value(f"Media2 GetStreamUri({prof.token})", lambda: self._raw(
+                url, "GetStreamUri", f"<tr2:GetStreamUri><tr2:Protocol>RtspUnicast</tr2:Protocol>"
+                                     f"<tr2:ProfileToken>{token}</tr2:ProfileToken></tr2:GetStreamUri>"))
+            snap = await self._optional_value(f"Media2 GetSnapshotUri({prof.token})", lambda: self._raw(
+                url, "GetSnapshotUri", f"<tr2:GetSnapshotUri><tr2:ProfileToken>{token}</tr2:ProfileToken>"
+                                       "</tr2:GetSnapshotUri>"))
+            self._keep_stream_uri(prof.token, _uri_of(stream))
+            return replace(prof, stream_uri=self._media_uri(_uri_of(stream)),
+                           snapshot_uri=self._media_uri(_uri_of(snap), http=True))
+
+        self.state.profiles = list(await asyncio.gather(*(uris(p) for p in read)))
+        self._check_profiles()
+
+    def _check_profiles(self) -> None:
+        for prof in self.state.profiles:
+            if prof.bitrate_kbps is not None and prof.bitrate_kbps in PLACEHOLDER_BITRATES:
+                self.state.warn(f"profile {prof.token}: BitrateLimit {prof.bitrate_kbps} is a placeholder, "
+                                "not a real limit; measure the stream")
+            if prof.encoding is None:
+                self.state.warn(f"profile {prof.token}: no video encoder configuration reported")
+
+    # -- plumbing ---------------------------------------------------------------------------------------------
+
+    def _use(self, credential: Credential | None) -> None:
+        self._zclients.clear()
+        if credential is None:
+            self.session.use_credentials(None, None)
+        else:
+            self.session.use_credentials(credential.username, credential.password)
+        self._credential = credential
+
+    async def _service(self, name: str) -> Any:
+        """A zeep service proxy for ``name`` ("devicemgmt" or "media") on this camera's session."""
+        proxy = self._zclients.get(name)
+        if proxy is not None:
+            return proxy
+        definition = SERVICES[name]
+        # onvif-zeep-async parses each WSDL once per process (with its date/time fixes) and caches it.
+        document = await _wsdl_document(definition["wsdl"])
+        wsse = None
+        if self._credential is not None:
+            wsse = onvif_client.UsernameDigestTokenDtDiff(
+                self._credential.username, self._credential.password, dt_diff=timedelta(seconds=self.offset))
+        zclient = onvif_client.ZeepAsyncClient(wsdl=document, wsse=wsse, transport=ZeepTransport(self.session),
+                                               settings=_ZEEP_SETTINGS, plugins=[WsAddressingIfMissingPlugin()])
+        xaddr = self.device_url if name == "devicemgmt" else self.state.services["media"]
+        proxy = zclient.create_service(f"{{{definition['ns']}}}{definition['binding']}", xaddr)
+        self._zclients[name] = proxy
+        return proxy
+
+    async def _zcall(self, service: str, operation: str, params: dict[str, Any] | None = None) -> Any:
+        """One zeep call; zeep/lxml errors mapped to ProbeErrors."""
+        proxy = await self._service(service)
+        try:
+            return await getattr(proxy, operation)(**(params or {}))
+        except ProbeError:
+            raise
+        except zeep.exceptions.Fault as exc:
+            raise _fault_error(operation, exc.code or "", [_qname_local(s) for s in exc.subcodes or []],
+                               exc.message or "") from exc
+        except (zeep.exceptions.DTDForbidden, zeep.exceptions.EntitiesForbidden) as exc:
+            raise MalformedReply(f"{operation}: reply carries DTD/entity declarations (refused, nothing expanded)"
+                                 ) from exc
+        except (zeep.exceptions.XMLSyntaxError, zeep.exceptions.XMLParseError, zeep.exceptions.TransportError,
+                zeep.exceptions.ValidationError, etree.LxmlError, ValueError, TypeError, AttributeError) as exc:
+            raise MalformedReply(f"{operation}: reply does not match the ONVIF schema ({type(exc).__name__}: "
+                                 f"{str(exc)[:200]})", excerpt=excerpt(getattr(exc, "content", None))) from exc
+
+    async def _raw(self, url: str, operation: str, body: str) -> Any:
+        """A hand-built Media2 call signed with the camera's clock; returns the reply root."""
+        header = ""
+        if self._credential is not None:
+            header = wsse_header(self._credential.username, self._credential.password, self.offset)
+        reply = await self.session.post(url, envelope(body, header, {"tr2": MEDIA2_NS}),
+                                        action=f"{MEDIA2_NS}/{operation}")
+        fault = soap_fault(reply.xml.root)
+        if fault is not None:
+            raise _fault_error(f"Media2 {operation}", *fault)
+        return reply.xml.root
+
+    async def _optional(self, operation: str, func: Callable[[], Awaitable[None]]) -> None:
+        """Run an optional call; device-side failures become warnings, dead devices stay fatal."""
+        await self._optional_value(operation, func)
+
+    async def _optional_value(self, operation: str, func: Callable[[], Awaitable[T]]) -> T | None:
+        try:
+            return await func()
+        except ProbeError as exc:
+            if exc.status in (ProbeStatus.UNREACHABLE, ProbeStatus.TIMEOUT):
+                raise
+            self.state.warn(f"{operation} failed: {exc.message}")
+            if exc.excerpt:
+                self.state.raw_errors.append(exc.excerpt)
+            return None
+
+    def _fix_xaddr(self, xaddr: str, name: str) -> str:
+        """Make a service URL the device advertised usable from here (duplicated ports, NAT, link-local)."""
+        fixed = _repair_url(xaddr)
+        if fixed is None:
+            self.state.warn(f"{name} service XAddr {xaddr[:120]!r} is not a URL; using the device address")
+            return f"{self.target.url.rsplit(self.target.path, 1)[0]}/onvif/{name}_service"
+        if fixed != xaddr.strip():
+            self.state.warn(f"{name} service XAddr {xaddr[:120]!r} is malformed (repaired to {fixed})")
+        parts = urlsplit(fixed)
+        if parts.hostname != self.target.host:
+            # The device advertises an address we did not reach it on (NAT, link-local, second NIC).
+            rewritten = urlunsplit((parts.scheme, self.target.address, parts.path, parts.query, ""))
+            self.state.warn(f"{name} service advertised at {parts.netloc}, reached at {self.target.address}; "
+                            "using the reachable address")
+            return rewritten
+        return fixed
+
+    def _keep_stream_uri(self, token: str, uri: str | None) -> None:
+        if uri:
+            self.state.stream_uris[token] = _repair_url(uri) or uri
+
+    def _media_uri(self, uri: str | None, *, http: bool = False) -> str | None:
+        """Redacted, repaired URI (duplicated port) as stored in the observation."""
+        if not uri:
+            return None
+        fixed = _repair_url(uri) or uri
+        if fixed != uri:
+            self.state.warn(f"{'snapshot' if http else 'stream'} URI had a malformed address (repaired)")
+        return redact_uri(fixed)
+
+
+_DOCUMENT_LOCKS: dict[str, asyncio.Lock] = {}
+
+
+async def _wsdl_document(wsdl: str) -> Any:
+    """onvif-zeep-async's parsed WSDL document (parsed once per process, with its date/time type fixes).
+
+    Its cache has no lock: 100 cameras starting at once would parse the same WSDL 100 times in parallel
+    (seconds of CPU, tens of MB). One lock per file makes the first caller parse and the rest wait.
+    """
+    path = str(_WSDL_DIR / wsdl)
+    if path in onvif_client._DOCUMENT_CACHE:
+        return onvif_client._DOCUMENT_CACHE[path]
+    lock = _DOCUMENT_LOCKS.setdefault(path, asyncio.Lock())
+    async with lock:
+        return await onvif_client._cached_document(path)
+
+
+def _preferred_device_url(target: Target) -> str:
+    """Of the discovered XAddrs, the one on the host that answered; else the target's own URL."""
+    for xaddr in target.xaddrs:
+        fixed = _repair_url(xaddr)
+        if fixed and urlsplit(fixed).hostname == target.host and urlsplit(fixed).scheme == "http":
+            return fixed
+    for xaddr in target.xaddrs:
+        fixed = _repair_url(xaddr)
+        if fixed and urlsplit(fixed).hostname == target.host:
+            return fixed
+    return target.url
+
+
+def _repair_url(url: str) -> str | None:
+    """Parse a URL, repairing ``host:port:port`` (duplicated port); None when it cannot be used."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+        if parts.scheme and parts.hostname:
+            return url
+    except ValueError:
+        pass
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    netloc = parts.netloc.rpartition("@")[2]
+    pieces = netloc.split(":")
+    if len(pieces) >= 3 and len(set(pieces[1:])) == 1 and pieces[1].isdigit():
+        repaired = urlunsplit((parts.scheme, f"{pieces[0]}:{pieces[1]}", parts.path, parts.query, parts.fragment))
+        try:
+            urlsplit(repaired).port  # noqa: B018
+        except ValueError:
+            return None
+        return repaired
+    return None
+
+
+def _fault_error(operation: str, code: str, subcodes: list[str], reason: str) -> ProbeError:
+    fault = (code, subcodes, reason)
+    if is_auth_fault(code, subcodes, reason):
+        return AuthFailed(f"{operation}: credentials rejected (SOAP fault {_fault_text(fault)}); wrong ONVIF user or "
+                          "password, or the camera clock differs too much")
+    words = " ".join(subcodes).lower()
+    if any(w in words for w in ("actionnotsupported", "notimplemented", "nosuchservice", "operationprohibited")):
+        return NotSupported(f"{operation}: not supported by the device (SOAP fault {_fault_text(fault)})")
+    return ProbeError(f"{operation}: device answered with SOAP fault {_fault_text(fault)}")
+
+
+def _fault_text(fault: tuple[str, list[str], str]) -> str:
+    code, subcodes, reason = fault
+    codes = "/".join([c for c in [code, *subcodes] if c])
+    return f"{codes}: {reason[:200]}" if reason else codes
+
+
+def _qname_local(value: Any) -> str:
+    return getattr(value, "localname", None) or str(value).rpartition("}")[2].rpartition(":")[2]
+
+
+def _s(obj: Any, attr: str) -> str | None:
+    """A string attribute of a zeep object, stripped; None when missing or empty."""
+    if obj is None:
+        return None
+    try:
+        value = obj[attr] if isinstance(obj, dict) else getattr(obj, attr, None)
+    except (KeyError, AttributeError):
+        return None
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+def _num(value: Any, kind: type = int) -> Any:
+    if value is None:
+        return None
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        return None
+    return int(number) if kind is int else number
+
+
+def _normalise_encoding(value: str | None) -> str | None:
+    if not value:
+        return None
+    upper = value.strip().upper().replace(".", "").replace("-", "")
+    return {"HEVC": "H265", "AVC": "H264", "MJPEG": "JPEG", "MJPG": "JPEG"}.get(upper, upper)
+
+
+def _media1_profile(p: Any) -> MediaProfile:
+    enc = getattr(p, "VideoEncoderConfiguration", None)
+    rate = getattr(enc, "RateControl", None) if enc is not None else None
+    res = getattr(enc, "Resolution", None) if enc is not None else None
+    gov = None
+    for codec in ("H264", "MPEG4"):
+        codec_cfg = getattr(enc, codec, None) if enc is not None else None
+        if codec_cfg is not None and getattr(codec_cfg, "GovLength", None) is not None:
+            gov = _num(codec_cfg.GovLength)
+    source = getattr(p, "VideoSourceConfiguration", None)
+    return MediaProfile(
+        token=_s(p, "token") or "", name=_s(p, "Name"), encoding=_normalise_encoding(_s(enc, "Encoding")),
+        width=_num(getattr(res, "Width", None)), height=_num(getattr(res, "Height", None)),
+        fps=_num(getattr(rate, "FrameRateLimit", None), float), bitrate_kbps=_num(getattr(rate, "BitrateLimit", None)),
+        gov_length=gov, quality=_num(getattr(enc, "Quality", None), float) if enc is not None else None,
+        media_service="media", video_source_token=_s(source, "SourceToken"))
+
+
+def _media2_profile(p: Any) -> MediaProfile:
+    configs = child(p, "Configurations")
+    enc = child(configs, "VideoEncoder")
+    source = child(configs, "VideoSource")
+    gov = enc.get("GovLength") if enc is not None else None
+    return MediaProfile(
+        token=p.get("token"), name=text(p, "Name"), encoding=_normalise_encoding(text(enc, "Encoding")),
+        width=_num(text(enc, "Resolution", "Width")), height=_num(text(enc, "Resolution", "Height")),
+        fps=_num(text(enc, "RateControl", "FrameRateLimit"), float),
+        bitrate_kbps=_num(text(enc, "RateControl", "BitrateLimit")), gov_length=_num(gov),
+        quality=_num(text(enc, "Quality"), float), media_service="media2",
+        video_source_token=text(source, "SourceToken"))
+
+
+def _uri_of(root: Any) -> str | None:
+    if root is None:
+        return None
+    node = _find(root, "Uri")
+    return text(node) if node is not None else None
+
+
+def _find(root: Any, name: str) -> Any:
+    for el in root.iter():
+        if local(el.tag) == name:
+            return el
+    return None
+
+
+def _onvif_datetime(node: Any) -> datetime | None:
+    if node is None:
+        return None
+    try:
+        values = [int(text(node, part, key) or "x") for part, key in
+                  (("Date", "Year"), ("Date", "Month"), ("Date", "Day"), ("Time", "Hour"), ("Time", "Minute"),
+                   ("Time", "Second"))]
+        return datetime(*values, tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+def _normalise_mac(raw: str) -> str | None:
+    digits = "".join(c for c in raw.lower() if c in "0123456789abcdef")
+    if len(digits) != 12 or len(raw.strip()) > 17:
+        return None
+    return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
+
+
+def _scope_fields(scopes: Sequence[str]) -> tuple[str | None, str | None, tuple[str, ...]]:
+    name = location = None
+    profiles: list[str] = []
+    for scope in scopes:
+        lowered = scope.lower()
+        if lowered.startswith("onvif://www.onvif.org/name/") and name is None:
+            name = unquote(scope.split("/name/", 1)[1]) or None
+        elif lowered.startswith("onvif://www.onvif.org/location/") and location is None:
+            location = unquote(scope.split("/location/", 1)[1]) or None
+        elif lowered.startswith("onvif://www.onvif.org/profile/"):
+            value = unquote(scope.rsplit("/", 1)[1])
+            if value and value not in profiles:
+                profiles.append(value)
+    return name, location, tuple(profiles)
+
+
+def _xml_text(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,93 @@
+"""What to probe and with which credentials (re-exported by :mod:`probes.scan`)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+__all__ = ["Target", "Credential", "DEFAULT_PATH"]
+
+DEFAULT_PATH = "/onvif/device_service"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One ONVIF device address; ``xaddrs`` are the URLs WS-Discovery reported for it, if any."""
+
+    host: str
+    port: int = 80
+    path: str = DEFAULT_PATH
+    xaddrs: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.host or any(c in self.host for c in "/ @?#"):
+            raise ValueError(f"invalid host {self.host!r}")
+        if not 0 < int(self.port) < 65536:
+            raise ValueError(f"port {self.port} is out of range 1-65535")
+        if not self.path.startswith("/"):
+            raise ValueError(f"path {self.path!r} must start with '/'")
+
+    @property
+    def address(self) -> str:
+        """``host:port`` (IPv6 hosts in brackets)."""
+        return f"{_bracket(self.host)}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """Device service URL (https on port 443)."""
+        scheme = "https" if self.port == 443 else "http"
+        return f"{scheme}://{self.address}{self.path}"
+
+    @classmethod
+    def parse(cls, text: str, *, default_port: int = 80) -> "Target":
+        """Parse ``host``, ``host:port``, ``[v6]:port`` or an ``http(s)://host[:port]/path`` URL."""
+        raw = text.strip()
+        if not raw:
+            raise ValueError("empty address")
+        if "://" in raw:
+            try:
+                parts = urlsplit(raw)
+                port = parts.port
+            except ValueError as exc:
+                raise ValueError(f"invalid device URL {text!r}: {exc}") from None
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"invalid device URL {text!r}: expected http(s)://host[:port]/path")
+            return cls(parts.hostname, port or (443 if parts.scheme == "https" else 80), parts.path or DEFAULT_PATH,
+                       (raw,))
+        host, port = raw, default_port
+        if raw.startswith("["):
+            host, sep, rest = raw[1:].partition("]")
+            if not sep:
+                raise ValueError(f"invalid address {text!r}: missing ']'")
+            if rest:
+                if not rest.startswith(":"):
+                    raise ValueError(f"invalid address {text!r}")
+                port = _port(rest[1:], text)
+        elif raw.count(":") == 1:
+            host, _, port_text = raw.partition(":")
+            port = _port(port_text, text)
+        elif raw.count(":") > 1:
+            try:
+                ipaddress.IPv6Address(raw)
+            except ValueError:
+                raise ValueError(f"invalid address {text!r}: write IPv6 as [addr]:port") from None
+        return cls(host, port)
+
+
+@dataclass(frozen=True)
+class Credential:
+    """An ONVIF user; the password never appears in repr, logs or observations."""
+
+    username: str
+    password: str = field(repr=False, default="")
+
+
+def _port(text: str, whole: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"invalid port in {whole!r}: expected 1-65535")
+    return int(text)
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
