@@ -397,7 +397,7 @@ def generate_fleet(n: int, base: str = "127.1.0.0", *, delay_ms: float = 0.0, me
         main = {"token": "Profile_1", "name": "mainStream", "encoding": "H265" if media2 else "H264",
                 "width": 1920, "height": 1080, "fps": 25, "bitrate_kbps": 4096, "gov_length": 50}
         sub = {"token": "Profile_2", "name": "subStream", "encoding": "H264", "width": 640, "height": 360,
-               "fps": 15, "bitrate_kbps": 512, "gov_length": 30}
+               "fps": 15, "bitrate_kbps": 512, "gov_length": 30, "stream": False}
         cameras.append({
             "name": f"gen-{i + 1:04d}", "host": str(addr), "manufacturer": brand, "model": model,
             "serial": f"GEN{i + 1:08d}", "macs": [demo_mac(brand, str(addr))], "media2": media2,

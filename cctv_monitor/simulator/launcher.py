@@ -107,7 +107,7 @@ class FleetRuntime:
             self.streams_reason = reason
             LOGGER.warning("RTSP streams are OFF: %s", reason)
             return
-        self._rtsp = RtspFleet(self.bindings, netns=self._netns)
+        self._rtsp = RtspFleet(self.bindings, netns=self._netns, port_fallback=self.port_fallback)
         await asyncio.get_running_loop().run_in_executor(None, self._rtsp.start)
         self.streams_on = True
 

@@ -1,0 +1,107 @@
+"""OpenCV reads every simulated RTSP stream of the demo fleet at the size, fps and codec the fleet file says
+the stream really delivers (which may differ from the ONVIF claim)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cctv_monitor.simulator.rtsp import rtsp_unavailable_reason
+from cctv_monitor.simulator.testing import running_fleet
+
+pytestmark = [pytest.mark.rtsp, pytest.mark.slow]
+RAW = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/fleets/demo.yaml").read_text(encoding="utf-8"))
+FOURCC = {"H264": "h264", "H265": "hevc", "JPEG": "MJPG"}
+
+
+def delivered(profile: dict) -> tuple[int, int, int, str]:
+    """(width, height, fps, codec) the stream delivers according to the fleet file."""
+    stream = profile.get("stream") or {}
+    return (stream.get("width", profile["width"]), stream.get("height", profile["height"]),
+            stream.get("fps", profile["fps"]), stream.get("codec", profile["encoding"]))
+
+
+def measure(url: str, frames: int = 30) -> dict:
+    """Open with OpenCV (FFmpeg, TCP), read ``frames`` packets, fps from frame timestamps."""
+    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
+    import cv2
+
+    cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 15000,
+                                                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, 15000])
+    try:
+        assert cap.isOpened(), url
+        stamps = []
+        for _ in range(frames):
+            assert cap.grab(), url
+            stamps.append(cap.get(cv2.CAP_PROP_POS_MSEC))
+        ok, image = cap.retrieve()
+        return {"width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+                "fps": (len(stamps) - 1) * 1000 / (stamps[-1] - stamps[0]),
+                "fourcc": int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode(errors="replace"),
+                "mean": float(image.mean()) if ok else None}
+    finally:
+        cap.release()
+
+
+@pytest.fixture(scope="module")
+def demo_streams():
+    """The demo fleet with its RTSP streams (skips with the reason when GStreamer is missing)."""
+    reason = rtsp_unavailable_reason()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with running_fleet("demo", streams=True) as fleet:
+        assert fleet.streams, fleet.streams_reason
+        yield fleet
+
+
+def test_every_demo_stream_delivers_what_the_fleet_file_says(demo_streams):
+    """Size, fps (from timestamps, within 5 %) and codec of every served stream."""
+    checked = 0
+    for raw in RAW["cameras"]:
+        if not raw.get("online", True) or raw.get("quirks"):
+            continue
+        for prof in raw["profiles"]:
+            if prof.get("stream") is False:
+                continue
+            width, height, fps, codec = delivered(prof)
+            got = measure(demo_streams[raw["name"]].rtsp_urls[prof["token"]])
+            assert (got["width"], got["height"], got["fourcc"]) == (width, height, FOURCC[codec]), raw["name"]
+            assert got["fps"] == pytest.approx(fps, rel=0.05), raw["name"]
+            checked += 1
+    assert checked >= 28
+
+
+def test_black_and_frozen_image_modes():
+    """``image: black`` gives black frames; ``frozen`` repeats one frame; pattern moves."""
+    reason = rtsp_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    base = {"token": "P1", "encoding": "H264", "width": 320, "height": 240, "fps": 10, "bitrate_kbps": 256}
+    fleet = {"fleet": "modes", "cameras": [
+        {"name": f"m-{mode}", "host": f"127.0.8.{i + 11}", "macs": [f"00:12:41:00:08:{i + 11:02x}"],
+         "profiles": [{**base, "stream": {"image": mode}}]} for i, mode in enumerate(["pattern", "black", "frozen"])]}
+    import cv2
+
+    with running_fleet(fleet, streams=True) as running:
+        frames = {}
+        for cam in running:
+            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
+            cap = cv2.VideoCapture(cam.rtsp_urls["P1"], cv2.CAP_FFMPEG)
+            try:
+                shots = []
+                for i in range(12):
+                    ok, img = cap.read()
+                    assert ok, cam.name
+                    if i in (1, 11):
+                        shots.append(img.astype(int))
+            finally:
+                cap.release()
+            frames[cam.name] = shots
+    assert frames["m-black"][1].mean() < 20
+    assert abs(frames["m-frozen"][0] - frames["m-frozen"][1]).mean() < 2 < frames["m-frozen"][1].mean()
+    assert abs(frames["m-pattern"][0] - frames["m-pattern"][1]).mean() > 2
