@@ -1,0 +1,65 @@
+"""``cctv-monitor discover``: find ONVIF devices by WS-Discovery on one interface or by sweeping ranges."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from flask.cli import AppGroup
+
+
+def register(group: AppGroup) -> None:
+    """Add ``discover`` to ``group``."""
+
+    @group.command("discover", with_appcontext=False)
+    @click.option("--interface", "-i", "interface",
+                  help="Send WS-Discovery multicast Probes on this network interface (e.g. eth0).")
+    @click.option("--range", "-r", "ranges", multiple=True, metavar="CIDR",
+                  help="Sweep this address range (repeatable), e.g. 192.168.1.0/24.")
+    @click.option("--ports", default="80,8000,8080,8899,443", show_default=True,
+                  help="Comma-separated ports tried on every address of a sweep.")
+    @click.option("--timeout", "timeout_s", type=click.FloatRange(0.1, 60), default=None,
+                  help="Seconds to wait for WS-Discovery replies (default 3) or per address in a sweep "
+                       "(default 1.5).")
+    @click.option("--concurrency", type=click.IntRange(1, 4096), default=256, show_default=True,
+                  help="Addresses probed at once in a sweep.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the devices as a JSON list.")
+    def discover(interface: str | None, ranges: tuple[str, ...], ports: str, timeout_s: float | None,
+                 concurrency: int, as_json: bool) -> None:
+        """Find ONVIF devices. Needs --interface or --range: nothing is scanned that was not named."""
+        import asyncio
+
+        from probes.discovery import sweep, ws_discover
+
+        if not interface and not ranges:
+            raise click.UsageError("name what to search: --interface IF (WS-Discovery) and/or --range CIDR "
+                                   "(address sweep); nothing is scanned by default")
+        try:
+            port_list = [int(p) for p in ports.split(",") if p.strip()]
+        except ValueError:
+            raise click.BadParameter(f"{ports!r} is not a comma-separated list of port numbers",
+                                     param_hint="--ports") from None
+        rows: list[dict] = []
+        try:
+            if interface:
+                for dev in ws_discover(interface, timeout_s=timeout_s or 3.0):
+                    rows.append({"method": "ws-discovery", "address": dev.address, "xaddr": dev.preferred_xaddr,
+                                 "xaddrs": list(dev.xaddrs), "scopes": list(dev.scopes), "types": list(dev.types),
+                                 "epr": dev.epr})
+            if ranges:
+                found = asyncio.run(sweep(list(ranges), port_list, concurrency=concurrency,
+                                          timeout_s=timeout_s or 1.5))
+                for target in found:
+                    rows.append({"method": "sweep", "address": target.host, "port": target.port,
+                                 "xaddr": target.url})
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        if as_json:
+            click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+            return
+        if not rows:
+            click.echo("No ONVIF devices found.")
+            return
+        for row in rows:
+            click.echo(f"{row['address']:<16} {row['xaddr'] or '-'}  ({row['method']})")
+        click.echo(f"{len(rows)} device(s) found.")

@@ -1,0 +1,341 @@
+"""Finding ONVIF devices: WS-Discovery multicast on one named interface, and address-range sweeps.
+
+Both only touch what the caller names: ``ws_discover`` sends on the one interface it is given, ``sweep``
+probes only the CIDRs and ports it is given. Nothing here picks a network by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import struct
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from probes.errors import ProbeError
+from probes.soap import child, envelope, find_any, local, parse_reply, soap_fault, text
+from probes.targets import DEFAULT_PATH, Target
+
+__all__ = ["DEFAULT_PORTS", "DiscoveredDevice", "sweep", "ws_discover", "parse_cidrs", "preferred_xaddr",
+           "interface_addresses"]
+
+LOGGER = logging.getLogger(__name__)
+
+DEFAULT_PORTS: tuple[int, ...] = (80, 8000, 8080, 8899, 443)
+#: A sweep larger than this many addresses is refused: it would take long and look like an attack.
+MAX_SWEEP_ADDRESSES = 65536
+_SWEEP_REPLY_CAP = 64 * 1024
+
+WSD_GROUP = "239.255.255.250"
+WSD_PORT = 3702
+_WSD_NS = "http://schemas.xmlsoap.org/ws/2005/04/discovery"
+_WSA_NS = "http://schemas.xmlsoap.org/ws/2004/08/addressing"
+_NVT_NS = "http://www.onvif.org/ver10/network/wsdl"
+_DEVICE_NS = "http://www.onvif.org/ver10/device/wsdl"
+
+
+# -- address-range sweep ------------------------------------------------------------------------------------
+
+def parse_cidrs(cidrs: Iterable[str], *, limit: int = MAX_SWEEP_ADDRESSES) -> list[str]:
+    """Host addresses of the given CIDRs / single addresses, in order, without duplicates."""
+    hosts: dict[str, None] = {}
+    for raw in cidrs:
+        try:
+            net = ipaddress.ip_network(raw.strip(), strict=False)
+        except ValueError as exc:
+            raise ValueError(f"invalid address range {raw!r}: {exc}") from None
+        if net.num_addresses > limit:
+            raise ValueError(f"address range {raw} has {net.num_addresses} addresses; the limit is {limit} "
+                             "(split it into smaller ranges)")
+        addresses = net.hosts() if net.num_addresses > 2 else iter(net)
+        for addr in addresses:
+            hosts[str(addr)] = None
+            if len(hosts) > limit:
+                raise ValueError(f"the ranges together exceed {limit} addresses")
+    return list(hosts)
+
+
+async def sweep(cidrs: Sequence[str], ports: Sequence[int] = DEFAULT_PORTS, *, concurrency: int = 256,
+                timeout_s: float = 1.5) -> list[Target]:
+    """Hosts in ``cidrs`` that answer an unauthenticated ONVIF GetSystemDateAndTime on one of ``ports``.
+
+    Each host is reported once, on the first port in ``ports`` order that answered.
+    """
+    if isinstance(cidrs, str):
+        cidrs = [cidrs]
+    hosts = parse_cidrs(cidrs)
+    bad = [p for p in ports if not 0 < int(p) < 65536]
+    if bad or not ports:
+        raise ValueError(f"invalid port list {list(ports)!r}: ports must be 1-65535")
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    pairs = iter([(h, int(p)) for h in hosts for p in ports])
+    found: dict[str, set[int]] = {}
+    started = time.monotonic()
+    body = envelope("<tds:GetSystemDateAndTime/>", namespaces={"tds": _DEVICE_NS})
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=True, ssl=False, use_dns_cache=False)
+    async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
+                                     trust_env=False) as session:
+
+        async def worker() -> None:
+            for host, port in pairs:
+                if await _answers_onvif(session, host, port, body, timeout_s):
+                    found.setdefault(host, set()).add(port)
+
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, len(hosts) * len(ports) or 1))))
+    order = {p: i for i, p in enumerate(ports)}
+    targets = [Target(host, min(found[host], key=lambda p: order[p])) for host in hosts if host in found]
+    LOGGER.info("sweep of %d addresses x %d ports found %d ONVIF devices in %.1f s", len(hosts), len(ports),
+                len(targets), time.monotonic() - started)
+    return targets
+
+
+async def _answers_onvif(session: aiohttp.ClientSession, host: str, port: int, body: bytes,
+                         timeout_s: float) -> bool:
+    """True when host:port answers GetSystemDateAndTime with SOAP (a reply or a SOAP fault)."""
+    scheme = "https" if port == 443 else "http"
+    bracketed = f"[{host}]" if ":" in host else host
+    url = f"{scheme}://{bracketed}:{port}{DEFAULT_PATH}"
+    headers = {"Content-Type": f'application/soap+xml; charset=utf-8; action="{_DEVICE_NS}/GetSystemDateAndTime"'}
+    try:
+        async with asyncio.timeout(timeout_s):
+            async with session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
+                content = await resp.content.read(_SWEEP_REPLY_CAP)
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
+        return False
+    try:
+        root = parse_reply(content, what="GetSystemDateAndTime reply").root
+    except ProbeError:
+        return False
+    if local(root.tag) != "Envelope":
+        return False
+    if find_any(root, "GetSystemDateAndTimeResponse") is not None:
+        return True
+    return soap_fault(root) is not None  # an ONVIF device that wants credentials even for this call
+
+
+# -- WS-Discovery -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DiscoveredDevice:
+    """One WS-Discovery ProbeMatch: who replied and the service addresses it advertised."""
+
+    address: str  # the IP address the reply came from
+    xaddrs: tuple[str, ...]
+    preferred_xaddr: str | None
+    scopes: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    epr: str | None = None
+
+    def target(self) -> Target:
+        """A probe target for this device (the preferred XAddr, all XAddrs kept)."""
+        if self.preferred_xaddr:
+            parts = urlsplit(self.preferred_xaddr)
+            try:
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+            except ValueError:
+                port = 80
+            if parts.hostname == self.address:
+                return Target(self.address, port, parts.path or DEFAULT_PATH, self.xaddrs)
+        return Target(self.address, 80, DEFAULT_PATH, self.xaddrs)
+
+
+def preferred_xaddr(xaddrs: Sequence[str], sender: str) -> str | None:
+    """The XAddr to use: on the host that replied, http before https; else the first routable one."""
+    def host_of(url: str) -> str | None:
+        try:
+            return urlsplit(url).hostname
+        except ValueError:
+            return None
+
+    usable = [x for x in xaddrs if x.lower().startswith(("http://", "https://")) and host_of(x)]
+    same = [x for x in usable if host_of(x) == sender]
+    if same:
+        return sorted(same, key=lambda x: not x.lower().startswith("http://"))[0]
+    for x in usable:
+        try:
+            ip = ipaddress.ip_address(host_of(x) or "")
+        except ValueError:
+            return x  # a host name: cannot judge, take it
+        if not (ip.is_link_local or ip.is_unspecified or ip.is_loopback):
+            return x
+    return usable[0] if usable else None
+
+
+def interface_addresses(interface: str) -> list[str]:
+    """IPv4 addresses of ``interface`` (raises ValueError naming the known interfaces when absent)."""
+    import ifaddr  # dependency of wsdiscovery
+
+    adapters = ifaddr.get_adapters()
+    for adapter in adapters:
+        if adapter.nice_name == interface or adapter.name == interface:
+            addrs = [ip.ip for ip in adapter.ips if isinstance(ip.ip, str)]
+            if not addrs:
+                raise ValueError(f"interface {interface!r} has no IPv4 address")
+            return addrs
+    names = ", ".join(sorted(a.nice_name for a in adapters)) or "none"
+    raise ValueError(f"no network interface called {interface!r} (known: {names})")
+
+
+def ws_discover(interface: str, *, timeout_s: float = 3.0, retries: int = 2) -> list[DiscoveredDevice]:
+    """Send WS-Discovery Probes (NetworkVideoTransmitter) on ``interface`` and collect the ProbeMatches.
+
+    Two receivers run side by side for ``timeout_s``: the ``wsdiscovery`` library, limited to this
+    interface, and a tolerant one of our own that accepts any reply relating to our Probe and carrying
+    XAddrs (the library drops replies that deviate from the schema, and skips loopback interfaces).
+    Each Probe is sent ``retries + 1`` times (UDP gets lost).
+    """
+    addresses = interface_addresses(interface)
+    results: dict[str, DiscoveredDevice] = {}
+    lock = threading.Lock()
+
+    def add(device: DiscoveredDevice) -> None:
+        key = device.epr or f"{device.address}|{' '.join(device.xaddrs)}"
+        with lock:
+            old = results.get(key)
+            if old is None or (not old.preferred_xaddr and device.preferred_xaddr):
+                results[key] = device
+
+    threads = [threading.Thread(target=_tolerant_probe, args=(interface, addresses[0], timeout_s, retries, add),
+                                name="wsd-tolerant", daemon=True)]
+    threads.append(threading.Thread(target=_library_probe, args=(addresses, timeout_s, retries, add),
+                                    name="wsd-library", daemon=True))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout_s + 5)
+    return sorted(results.values(), key=lambda d: (_ip_key(d.address), d.preferred_xaddr or ""))
+
+
+def _ip_key(address: str) -> tuple[int, Any]:
+    try:
+        return (0, ipaddress.ip_address(address))
+    except ValueError:
+        return (1, address)
+
+
+def _library_probe(addresses: list[str], timeout_s: float, retries: int, add: Any) -> None:
+    """The wsdiscovery library, told to use only ``addresses`` (it would use every interface otherwise)."""
+    try:
+        from wsdiscovery import QName
+        from wsdiscovery.discovery import ThreadedWSDiscovery
+    except ImportError as exc:  # pragma: no cover - it is a pinned dependency
+        LOGGER.warning("wsdiscovery unavailable: %s", exc)
+        return
+    wanted = {ipaddress.ip_address(a) for a in addresses}
+    senders: dict[str, str] = {}
+
+    class _OneInterface(ThreadedWSDiscovery):
+        def _networkAddressAdded(self, addr: Any) -> None:  # noqa: N802 - library naming
+            if addr in wanted:
+                super()._networkAddressAdded(addr)
+
+        def _handle_probematches(self, env: Any, addr: Any) -> None:
+            for match in env.getProbeResolveMatches():
+                senders[match.getEPR()] = addr[0]
+            super()._handle_probematches(env, addr)
+
+    wsd = _OneInterface(multicast_num=retries + 1, relates_to=True)
+    try:
+        wsd.start()
+        services = wsd.searchServices(types=[QName(_NVT_NS, "NetworkVideoTransmitter", "dn")], timeout=timeout_s)
+        for svc in services:
+            sender = senders.get(svc.getEPR(), "")
+            xaddrs = tuple(x for raw in svc.getXAddrs() or [] for x in str(raw).split())
+            if not xaddrs:
+                continue
+            sender = sender or (urlsplit(xaddrs[0]).hostname or "")
+            add(DiscoveredDevice(address=sender, xaddrs=xaddrs, preferred_xaddr=preferred_xaddr(xaddrs, sender),
+                                 scopes=tuple(s.getValue() for s in svc.getScopes() or []),
+                                 types=tuple(t.getFullname() for t in svc.getTypes() or []), epr=svc.getEPR()))
+    except Exception as exc:  # noqa: BLE001 - the tolerant receiver still runs
+        LOGGER.warning("wsdiscovery library failed on this interface: %s", exc)
+    finally:
+        try:
+            wsd.stop()
+        except Exception:  # noqa: BLE001
+            LOGGER.debug("wsdiscovery stop failed", exc_info=True)
+
+
+def _probe_message(message_id: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="{_WSA_NS}" '
+        f'xmlns:d="{_WSD_NS}" xmlns:dn="{_NVT_NS}"><s:Header>'
+        f"<a:Action>{_WSD_NS}/Probe</a:Action><a:MessageID>{message_id}</a:MessageID>"
+        "<a:To>urn:schemas-xmlsoap-org:ws:2005:04:discovery</a:To></s:Header>"
+        "<s:Body><d:Probe><d:Types>dn:NetworkVideoTransmitter</d:Types></d:Probe></s:Body></s:Envelope>"
+    ).encode("utf-8")
+
+
+def _tolerant_probe(interface: str, address: str, timeout_s: float, retries: int, add: Any) -> None:
+    """Our own Probe socket: accept any reply relating to our Probe (or any ProbeMatch) carrying XAddrs."""
+    message_id = f"urn:uuid:{uuid.uuid4()}"
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    try:
+        try:  # keep the Probe on the named interface even with several routes (needs root; best effort)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+        except (OSError, AttributeError):
+            LOGGER.debug("SO_BINDTODEVICE %s not permitted; relying on IP_MULTICAST_IF", interface)
+        sock.bind((address, 0))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(address))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, struct.pack("b", 1))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+        sock.settimeout(0.1)
+        probe = _probe_message(message_id)
+        deadline = time.monotonic() + timeout_s
+        gap = min(0.5, timeout_s / (retries + 2))
+        sends = [time.monotonic() + i * gap for i in range(retries + 1)]
+        while time.monotonic() < deadline:
+            if sends and time.monotonic() >= sends[0]:
+                sends.pop(0)
+                try:
+                    sock.sendto(probe, (WSD_GROUP, WSD_PORT))
+                except OSError as exc:
+                    LOGGER.warning("cannot send WS-Discovery Probe on %s: %s", interface, exc)
+                    return
+            try:
+                data, peer = sock.recvfrom(65535)
+            except (TimeoutError, socket.timeout):
+                continue
+            device = _read_probe_match(data, peer[0], message_id)
+            if device is not None:
+                add(device)
+    except OSError as exc:
+        LOGGER.warning("WS-Discovery on %s failed: %s", interface, exc)
+    finally:
+        sock.close()
+
+
+def _read_probe_match(data: bytes, sender: str, message_id: str) -> DiscoveredDevice | None:
+    """A DiscoveredDevice from one reply datagram, or None when it is not a usable reply to our Probe."""
+    try:
+        root = parse_reply(data, what="WS-Discovery reply").root
+    except ProbeError as exc:
+        LOGGER.debug("ignoring unreadable WS-Discovery reply from %s: %s", sender, exc)
+        return None
+    header = child(root, "Header")
+    relates = text(find_any(header, "RelatesTo")) if header is not None else None
+    action = text(find_any(header, "Action")) if header is not None else None
+    if relates is not None and relates != message_id:
+        return None  # a reply to someone else's Probe
+    if relates is None and not (find_any(root, "ProbeMatch") is not None or (action or "").endswith("ProbeMatches")):
+        return None
+    xaddrs_text = text(find_any(root, "XAddrs"))
+    if not xaddrs_text:
+        return None
+    xaddrs = tuple(xaddrs_text.split())
+    epr_node = find_any(root, "EndpointReference")
+    epr = text(find_any(epr_node, "Address")) if epr_node is not None else None
+    scopes = tuple((text(find_any(root, "Scopes")) or "").split())
+    types = tuple((text(find_any(root, "Types")) or "").split())
+    return DiscoveredDevice(address=sender, xaddrs=xaddrs, preferred_xaddr=preferred_xaddr(xaddrs, sender),
+                            scopes=scopes, types=types, epr=epr)
