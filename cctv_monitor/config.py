@@ -26,6 +26,7 @@ class Config:
     # None: SQLite file in the instance folder (see cctv_monitor.db).
     DATABASE_URL: str | None = None
     SECRET_KEY: str | None = None  # None: generated once and kept in the instance folder
+    CREDENTIAL_KEY: str | None = None  # Fernet key for site credentials; None: instance/credential.key
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False  # set CCTV_SESSION_COOKIE_SECURE=1 behind HTTPS
@@ -50,6 +51,7 @@ class TestConfig(Config):
 _ENV_TYPES: dict[str, type] = {
     "DATABASE_URL": str,
     "SECRET_KEY": str,
+    "CREDENTIAL_KEY": str,
     "CONFIG_DIR": str,
     "DEFAULT_LANGUAGE": str,
     "SESSION_COOKIE_SECURE": bool,

@@ -47,7 +47,10 @@ def version_key(version: str) -> tuple[int, ...]:
     """Comparable key of a vendor firmware string: its digit groups in order ("V5.7.11 build 230428")."""
     # Vendors share no version syntax (Hikvision "V5.7.11 build 230428", Dahua "2.840.0000000.18.R",
     # Uniview "IPC_Q1207-B0007P12D2111"); the digit groups in order compare correctly within one vendor.
-    return tuple(int(part) for part in re.findall(r"\d+", version))
+    parts = [int(part) for part in re.findall(r"\d+", version)]
+    while parts and parts[-1] == 0:  # 4.1 == 4.1.0.0
+        parts.pop()
+    return tuple(parts)
 
 
 def main_profile(obs: Observation) -> MediaProfile | None:
