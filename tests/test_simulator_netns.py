@@ -48,10 +48,15 @@ def test_wsdiscovery_finds_the_netns_fleet_and_namespaces_are_removed():
          "profiles": [{"token": "P1", "encoding": "H264", "width": 1280, "height": 720}]} for i in range(1, 6)]}
     with running_fleet(fleet, netns=True) as running:
         assert running.client_netns and running.client_netns in list_namespaces()
-        out = subprocess.run(["ip", "netns", "exec", running.client_netns, sys.executable, "-c", DISCOVER],
-                             capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
-        found = json.loads(out.stdout)
+        found: list = []
+        for attempt in range(3):  # multicast is best effort: a client probes again, like real tools do
+            out = subprocess.run(["ip", "netns", "exec", running.client_netns, sys.executable, "-c", DISCOVER],
+                                 capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            found = json.loads(out.stdout)
+            if len(found) == len(running):
+                break
+            print(f"discovery attempt {attempt + 1} found {len(found)} of {len(running)}")
         by_url = {x: s for s in found for x in s["xaddrs"]}
         for cam in running:
             assert cam.device_url in by_url, (cam.device_url, found)
