@@ -596,6 +596,7 @@ def _read_table(path: Path, rows: list[list[Any]], result: FileResult) -> list[P
             records.append(record)
     if not projects and not problems:
         problems.items.append(ImportProblem(name, None, None, "no project rows below the header"))
+    problems.items.sort(key=lambda p: (p.row or 0))
     result.errors.extend(problems.items)
     return [] if problems else records
 
@@ -616,7 +617,7 @@ def _merge(target: dict[str, Any], keys: tuple[str, ...], value: Any, field_path
         first = locations.get(field_path, (None, column))[0]
         problems.items.append(ImportProblem(problems.file, row_no, column,
                                             f"{value!r} differs from {holder[key]!r} given in row {first} "
-                                            f"for the same project/site"))
+                                            f"for the same project/site (repeat the same value or leave it empty)"))
 
 
 # ---------------------------------------------------------------------------------------------------
