@@ -73,11 +73,11 @@ def device_information(cam: CameraSpec, invalid_utf8: bool = False) -> str:
 
 
 def capabilities(base: str, media2: bool) -> str:
-    """GetCapabilitiesResponse body; ``base`` is ``http://host:port``."""
-    ext = ""
-    if media2:
-        # Media2 has no slot in ver10 capabilities; real Profile T devices advertise it via GetServices.
-        ext = ""
+    """GetCapabilitiesResponse body; ``base`` is ``http://host:port``.
+
+    Media2 has no slot in ver10 capabilities (``media2`` is unused here on purpose): Profile T devices
+    advertise it through GetServices.
+    """
     return ("<tds:GetCapabilitiesResponse><tds:Capabilities>"
             f"<tt:Device><tt:XAddr>{x(base)}/onvif/device_service</tt:XAddr>"
             "<tt:Network><tt:IPFilter>false</tt:IPFilter><tt:ZeroConfiguration>false</tt:ZeroConfiguration>"
@@ -90,7 +90,7 @@ def capabilities(base: str, media2: bool) -> str:
             f"<tt:Media><tt:XAddr>{x(base)}/onvif/media_service</tt:XAddr><tt:StreamingCapabilities>"
             "<tt:RTPMulticast>false</tt:RTPMulticast><tt:RTP_TCP>true</tt:RTP_TCP>"
             "<tt:RTP_RTSP_TCP>true</tt:RTP_RTSP_TCP></tt:StreamingCapabilities></tt:Media>"
-            f"{ext}</tds:Capabilities></tds:GetCapabilitiesResponse>")
+            "</tds:Capabilities></tds:GetCapabilitiesResponse>")
 
 
 def services(base: str, media2: bool) -> str:
