@@ -441,6 +441,12 @@ def test_spec_errors_name_the_field(mutate, field):
     assert str(info.value).startswith(field + ":")
 
 
+def test_spec_is_hashable_and_comparable():
+    """Two parses of the same profile are equal and hash alike; a changed threshold is not equal."""
+    assert spec() == spec() and hash(spec()) == hash(spec()) and len({spec(), spec()}) == 1
+    assert spec(fps={"min": 30}) != spec()
+
+
 def test_spec_keeps_source_per_threshold():
     """A requirement's own source wins; others inherit the document source."""
     s = spec()

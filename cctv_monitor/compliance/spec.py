@@ -112,6 +112,10 @@ class Spec:
                    requirements=MappingProxyType(requirements), source=source, verified=verified,
                    note=_text(data, "note"), raw=MappingProxyType(dict(data)))
 
+    def __hash__(self) -> int:
+        """Hash by code and content, so specs can key caches (the mapping fields are not hashable)."""
+        return hash((self.code, self.content_hash()))
+
     def requirement(self, key: str) -> Requirement | None:
         """The requirement for ``key``, or None when the profile does not set it."""
         return self.requirements.get(key)
