@@ -48,6 +48,7 @@ __all__ = [
     "spec_for_project",
     "site_credentials",
     "CSV_COLUMNS",
+    "THAI_COLUMNS",
     "SUFFIXES",
 ]
 
@@ -87,6 +88,19 @@ CSV_COLUMNS: dict[str, str] = {
     "serial": "camera serial number",
     "camera_location": "where the camera is installed (optional)",
     "camera_address": "expected host[:port] (optional)",
+}
+#: Thai column headings a clerk may use instead of the English ones (same meaning as CSV_COLUMNS).
+THAI_COLUMNS: dict[str, str] = {
+    "รหัสโครงการ": "project_code", "ชื่อโครงการ": "project_title_th", "ชื่อโครงการ (อังกฤษ)": "project_title_en",
+    "รหัสหน่วยงาน": "agency_code", "ชื่อหน่วยงาน": "agency_name_th", "ชื่อหน่วยงาน (อังกฤษ)": "agency_name_en",
+    "จังหวัด": "province", "อำเภอ": "district", "ตำบล": "subdistrict", "เลขที่หนังสืออนุมัติ": "approval_ref",
+    "วันที่อนุมัติ": "approval_date", "ระดับคณะกรรมการ": "committee_level", "งบประมาณ (บาท)": "budget_thb",
+    "งบประมาณ": "budget_thb", "ข้อกำหนด": "spec_profile", "จำนวนที่อนุมัติ": "approved_count",
+    "รหัสจุดติดตั้ง": "site_code", "ชื่อจุดติดตั้ง": "site_name_th", "ชื่อจุดติดตั้ง (อังกฤษ)": "site_name_en",
+    "ช่วงหมายเลขไอพี": "site_address_ranges", "พอร์ต": "site_ports", "ละติจูด": "site_latitude",
+    "ลองจิจูด": "site_longitude", "ชื่อผู้ใช้": "site_username", "ตัวแปรรหัสผ่าน": "site_password_env",
+    "รหัสผ่าน": "site_password", "ชื่อกล้อง": "camera_label", "หมายเลข mac": "mac", "mac address": "mac",
+    "หมายเลขเครื่อง": "serial", "ตำแหน่งติดตั้ง": "camera_location", "ที่อยู่ไอพีกล้อง": "camera_address",
 }
 _IGNORED_COLUMNS = {"note", "notes", "หมายเหตุ", "remark", "remarks"}
 _PROJECT_COLUMNS = {
@@ -507,6 +521,7 @@ def _read_table(path: Path, rows: list[list[Any]], result: FileResult) -> list[P
         result.errors.extend(problems.items)
         return []
     header = [str(_cell(c) or "").strip().lower() for c in rows[header_index]]
+    header = [THAI_COLUMNS.get(column, column) for column in header]
     header_row = header_index + 1
     columns: dict[str, int] = {}
     for index, column in enumerate(header):

@@ -349,6 +349,24 @@ def test_minimal_csv_english_place_names_and_cp874(runner, session, tmp_path, im
     assert project.register[0].mac == "aa:bb:cc:00:00:02" and project.register[0].site_id == project.sites[0].id
 
 
+def test_thai_column_headings(runner, session, tmp_path, imported):
+    """A clerk's sheet with Thai headings imports like the English one."""
+    from cctv_monitor.registry import THAI_COLUMNS
+
+    english_to_thai = {}
+    for thai, english in THAI_COLUMNS.items():
+        english_to_thai.setdefault(english, thai)
+
+    def edit(rows):
+        rows[0] = [english_to_thai.get(column, column) for column in rows[0]]
+
+    path = csv_to_xlsx(EXAMPLE_CSV, tmp_path / "thai-headings.xlsx", edit)
+    result = runner.invoke(cli, args=["import-projects", "--no-profiles", str(path)])
+    assert result.exit_code == 0, result.output
+    assert set(english_to_thai) == set(csv.reader(EXAMPLE_CSV.open(encoding="utf-8")).__next__())
+    assert projects_table(session) == EXPECTED
+
+
 def test_csv_header_problems(runner, tmp_path):
     """Unknown or missing columns are reported on the header row."""
     path = tmp_path / "header.csv"
