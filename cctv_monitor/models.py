@@ -351,3 +351,20 @@ class User(Timestamped, Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     agency: Mapped[Optional[Agency]] = relationship()
+
+
+class StatusDaily(Base):
+    """Devices per status per agency/project on one day: the small table the compliance trend reads.
+
+    Filled by :func:`dashboards.summary.record_daily_status` after each scan (one snapshot per day,
+    replaced by later scans of the same day), so the trend never scans the observation table.
+    """
+
+    __tablename__ = "status_daily"
+    __table_args__ = (Index("ix_status_daily_day_agency", "day", "agency_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    agency_id: Mapped[Optional[int]] = mapped_column(ForeignKey("agency.id", ondelete="CASCADE"))
+    project_id: Mapped[Optional[int]] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(32))
+    count: Mapped[int] = mapped_column(Integer, default=0)

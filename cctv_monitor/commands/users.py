@@ -1,0 +1,105 @@
+"""``cctv-monitor users``: dashboard users (add, list, token, deactivate)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from cctv_monitor.db import get_db
+from cctv_monitor.models import Agency, User
+from cctv_monitor.statuses import Role
+
+
+def register(group: AppGroup) -> None:
+    """Add the ``users`` group to ``group``."""
+
+    @group.group("users")
+    def users() -> None:
+        """Dashboard users: roles admin (everything), auditor (read all), technician (own agency)."""
+
+    @users.command("add")
+    @click.argument("username")
+    @click.option("--role", required=True, type=click.Choice([r.value for r in Role]), help="What the user may do.")
+    @click.option("--agency", "agency_code", help="Agency code (required for technicians).")
+    @click.option("--language", default="th", show_default=True, type=click.Choice(["th", "en"]))
+    @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+    @click.option("--password", help="The password (visible in the process list and history: prefer --password-stdin).")
+    def add(username: str, role: str, agency_code: str | None, language: str, password_stdin: bool,
+            password: str | None) -> None:
+        """Create a user (or reset the password, role and agency of an existing one)."""
+        from flask import current_app
+
+        from dashboards.security import MIN_PASSWORD_LENGTH, hash_password
+
+        if password_stdin == (password is not None):
+            raise click.UsageError("give exactly one of --password-stdin or --password")
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        assert password is not None
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise click.BadParameter(f"must be at least {MIN_PASSWORD_LENGTH} characters", param_hint="password")
+        if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise click.BadParameter("use 1-64 letters, digits, '.', '-' or '_'", param_hint="USERNAME")
+        if role == Role.TECHNICIAN.value and not agency_code:
+            raise click.BadParameter("a technician needs --agency CODE", param_hint="--agency")
+        with get_db(current_app).session_scope() as session:
+            agency_id = None
+            if agency_code:
+                agency = session.scalar(select(Agency).where(Agency.code == agency_code))
+                if agency is None:
+                    known = ", ".join(session.scalars(select(Agency.code).order_by(Agency.code))) or "none yet"
+                    raise click.BadParameter(f"no agency {agency_code!r} (known: {known})", param_hint="--agency")
+                agency_id = agency.id
+            row = session.scalar(select(User).where(User.username == username))
+            verb = "updated"
+            if row is None:
+                row = User(username=username)
+                session.add(row)
+                verb = "created"
+            row.password_hash = hash_password(password)
+            row.role, row.agency_id, row.language, row.active = role, agency_id, language, True
+        click.echo(f"User {username} {verb} (role {role}{', agency ' + agency_code if agency_code else ''}).")
+
+    @users.command("token")
+    @click.argument("username")
+    def token(username: str) -> None:
+        """Make a new API token for USERNAME and print it once (the old one stops working)."""
+        from flask import current_app
+
+        from dashboards.security import hash_token, new_token
+
+        with get_db(current_app).session_scope() as session:
+            row = session.scalar(select(User).where(User.username == username))
+            if row is None:
+                raise click.BadParameter(f"no user {username!r}", param_hint="USERNAME")
+            value = new_token()
+            row.api_token_hash = hash_token(value)
+        click.echo(value)
+
+    @users.command("list")
+    def list_users() -> None:
+        """List users with role, agency and whether they have an API token."""
+        from flask import current_app
+
+        with get_db(current_app).session_scope() as session:
+            for row in session.scalars(select(User).order_by(User.username)):
+                agency = row.agency.code if row.agency else "-"
+                click.echo(f"{row.username}\t{row.role}\t{agency}\t{'active' if row.active else 'inactive'}\t"
+                           f"{'token' if row.api_token_hash else 'no token'}")
+
+    @users.command("deactivate")
+    @click.argument("username")
+    def deactivate(username: str) -> None:
+        """Block USERNAME from logging in and from the API."""
+        from flask import current_app
+
+        with get_db(current_app).session_scope() as session:
+            row = session.scalar(select(User).where(User.username == username))
+            if row is None:
+                raise click.BadParameter(f"no user {username!r}", param_hint="USERNAME")
+            row.active = False
+            row.api_token_hash = None
+        click.echo(f"User {username} deactivated.")

@@ -1,0 +1,118 @@
+"""Device and finding exports as CSV (UTF-8 with BOM, so Excel shows Thai) and XLSX (openpyxl).
+
+Exports use the same filters and the same access scope as the device table. They list only columns we
+chose (never the observation JSON, never site credentials), and every text cell that a spreadsheet would
+read as a formula (starting with = + - @, or a tab/CR) is prefixed with ``'`` (OWASP CSV injection).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from datetime import datetime
+from typing import Any, Iterable, Iterator, Sequence
+
+from openpyxl import Workbook
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
+from cctv_monitor.models import Agency, Device, Finding, Project
+from cctv_monitor.statuses import DeviceStatus
+from dashboards.i18n import rule_label
+from dashboards.queries import DeviceFilters, device_conditions, iter_devices
+from dashboards.security import device_scope
+
+LOGGER = logging.getLogger(__name__)
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+DEVICE_HEADERS = {
+    "th": ["รหัส", "ชื่อ", "ที่อยู่ IP", "MAC", "หมายเลขเครื่อง", "ผู้ผลิต", "รุ่น", "เฟิร์มแวร์", "สถานะ",
+           "ลงทะเบียน", "หน่วยงาน", "โครงการ", "การเข้ารหัส", "ความละเอียด", "เฟรมต่อวินาที", "พบล่าสุด (UTC)"],
+    "en": ["ID", "Name", "Address", "MAC", "Serial", "Manufacturer", "Model", "Firmware", "Status", "Registered",
+           "Agency", "Project", "Codec", "Resolution", "FPS", "Last seen (UTC)"],
+}
+FINDING_HEADERS = {
+    "th": ["รหัสอุปกรณ์", "ชื่ออุปกรณ์", "ที่อยู่ IP", "MAC", "หน่วยงาน", "โครงการ", "กฎ", "ชื่อกฎ", "ระดับ",
+           "เรื่อง", "ที่กำหนด", "ที่ตรวจพบ", "ที่มาของข้อกำหนด", "รายละเอียด", "พบครั้งแรก (UTC)", "พบล่าสุด (UTC)"],
+    "en": ["Device ID", "Device name", "Address", "MAC", "Agency", "Project", "Rule", "Rule name", "Severity",
+           "Subject", "Expected", "Observed", "Source", "Message", "First seen (UTC)", "Last seen (UTC)"],
+}
+
+
+def safe_cell(value: Any) -> Any:
+    """Neutralise spreadsheet formulas in text cells; other types pass through."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def _iso(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def device_rows(session: Session, filters: DeviceFilters, user: Any, lang: str) -> Iterator[list[Any]]:
+    """Export rows for devices matching ``filters``."""
+    for d in iter_devices(session, filters, user):
+        width = d["measured_width"] or d["width"]
+        height = d["measured_height"] or d["height"]
+        fps = d["measured_fps"] if d["measured_fps"] is not None else d["fps"]
+        yield [d["id"], d["name"], d["address"], d["mac"], d["serial"], d["manufacturer"], d["model"], d["firmware"],
+               _status_label(d["status"], lang), ("ใช่" if d["registered"] else "ไม่ใช่") if lang == "th"
+               else ("yes" if d["registered"] else "no"), d["agency_code"], d["project_code"], d["encoding"],
+               f"{width}x{height}" if width and height else "", round(fps, 2) if fps is not None else "",
+               _iso(d["last_seen"])]
+
+
+def _status_label(value: str | None, lang: str) -> str:
+    try:
+        return DeviceStatus(value).label(lang)
+    except ValueError:
+        return value or ""
+
+
+def finding_rows(session: Session, filters: DeviceFilters, user: Any, lang: str) -> Iterator[list[Any]]:
+    """Export rows for the active findings of devices matching ``filters``."""
+    stmt = (select(Finding.device_id, Device.name, Device.address, Device.mac, Agency.code, Project.code,
+                   Finding.rule_id, Finding.severity, Finding.subject, Finding.expected, Finding.observed,
+                   Finding.source, Finding.message_th, Finding.message_en, Finding.first_seen, Finding.last_seen)
+            .select_from(Device)
+            .join(Finding, and_(Finding.device_id == Device.id, Finding.active.is_(True)))
+            .outerjoin(Agency, Agency.id == Device.agency_id)
+            .outerjoin(Project, Project.id == Device.project_id))
+    stmt = device_scope(stmt, user)
+    conds = device_conditions(filters)
+    if conds:
+        stmt = stmt.where(and_(*conds))
+    stmt = stmt.order_by(Device.address, Device.id, Finding.rule_id, Finding.id)
+    for r in session.execute(stmt):
+        yield [r[0], r[1], r[2], r[3], r[4], r[5], r[6], rule_label(r[6], lang), r[7], r[8], r[9], r[10], r[11],
+               r[12] if lang == "th" else r[13], _iso(r[14]), _iso(r[15])]
+
+
+def to_csv(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+    """CSV text chunks: a BOM, the header, then rows with formula cells neutralised."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    yield "\ufeff"
+    writer.writerow(headers)
+    for i, row in enumerate(rows, 1):
+        writer.writerow([safe_cell(v) for v in row])
+        if i % 500 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def to_xlsx(sheet_title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    """An XLSX workbook (write-only mode: constant memory for large exports)."""
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(sheet_title[:31])
+    sheet.append(list(headers))
+    for row in rows:
+        sheet.append([safe_cell(v) for v in row])
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
