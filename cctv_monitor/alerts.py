@@ -238,7 +238,10 @@ def deliver_run_alerts(app: Flask, session: Session, run_id: int) -> int:
                 except AlertDeliveryError as exc:
                     errors.append(str(exc))
         if not webhook and not emails:
-            errors.append("no alert channel configured for this agency")
+            # Not an error: the agency simply has no alert settings; stored so the dashboard can say so.
+            for event in digest.events:
+                event.delivery_error = "no alert channel configured"
+            continue
         now = utcnow()
         for event in digest.events:
             event.delivered_at = now if delivered else None

@@ -369,8 +369,11 @@ class ScanRecorder:
         self.register_by_mac: dict[str, RegisterEntry] = {}
         self.register_by_serial: dict[str, RegisterEntry] = {}
         self.register: dict[int, RegisterEntry] = {}
+        self.register_by_address: dict[str, RegisterEntry] = {}
         for entry in entries:
             self.register[entry.id] = entry
+            if entry.address:
+                self.register_by_address[entry.address] = entry
             if entry.mac:
                 self.register_by_mac[entry.mac.lower()] = entry
             if entry.serial and not is_placeholder_serial(entry.serial):
@@ -547,6 +550,11 @@ class ScanRecorder:
 
         # project matching: register (MAC, serial), then the site the address belongs to
         entry = self._register_entry(macs, ident.serial if ident else None)
+        if entry is None and not macs and not (ident and ident.serial and not is_placeholder_serial(ident.serial)):
+            # Nothing to identify it by (e.g. ONVIF disabled): the register's expected address is the best link.
+            entry = self.register_by_address.get(obs.address)
+            if entry is not None and ident is None and not device.mac and entry.mac:
+                device.mac = entry.mac.lower()
         site = None
         if entry is not None:
             project = entry.project
