@@ -1,0 +1,69 @@
+"""``serve`` (dashboard + scheduler) and ``worker`` (scheduler only)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+
+def register(group: AppGroup) -> None:
+    """Add ``serve`` and ``worker`` to ``group``."""
+
+    @group.command("serve")
+    @click.option("--host", default="127.0.0.1", show_default=True,
+                  help="Address to listen on (loopback by default; put a reverse proxy in front for others).")
+    @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+    @click.option("--scheduler/--no-scheduler", default=True, show_default=True,
+                  help="Run scheduled scans in this process (when no other process holds the scheduler).")
+    def serve(host: str, port: int, scheduler: bool) -> None:
+        """Serve the dashboard, with the scan scheduler unless another process holds it."""
+        from cctv_monitor.scanning import mark_dead_runs_interrupted
+        from cctv_monitor.scheduler import init_scheduler, shutdown_scheduler
+        from cctv_monitor.db import get_db
+
+        app = current_app._get_current_object()
+        with get_db(app).session_scope() as session:
+            mark_dead_runs_interrupted(session)
+        started = init_scheduler(app, force=True) if scheduler else None
+        if scheduler and started is None:
+            click.echo("Scheduler: held by another process (e.g. `cctv-monitor worker`); serving without it.",
+                       err=True)
+        elif started is not None:
+            click.echo(f"Scheduler: on, {len(started.get_jobs())} scheduled scan(s).", err=True)
+        try:
+            # No production WSGI server is pinned yet; Flask's threaded server is the stated stop-gap.
+            app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+        finally:
+            shutdown_scheduler(app)
+
+    @group.command("worker")
+    def worker() -> None:
+        """Run scheduled scans only (no web server). Only one process may hold the scheduler."""
+        from cctv_monitor.scheduler import init_scheduler, shutdown_scheduler
+
+        app = current_app._get_current_object()
+        scheduler = init_scheduler(app, force=True)
+        if scheduler is None:
+            click.echo("Error: another process already holds the scheduler for this database "
+                       "(a `serve` or another `worker`); stop it first.", err=True)
+            raise SystemExit(1)
+        stop = threading.Event()
+
+        def handler(signum: int, frame: Any) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+        click.echo(f"Worker: scheduler on, {len(scheduler.get_jobs())} scheduled scan(s); "
+                   "SIGTERM or Ctrl-C stops.", err=True)
+        try:
+            while not stop.wait(1.0):
+                pass
+        finally:
+            shutdown_scheduler(app, wait=False)
+        click.echo("Worker stopped.", err=True)
