@@ -997,7 +997,7 @@ def _execute(app: Flask, run_id: int, *, with_streams: bool, credentials: Sequen
                 _safe_record(recorder, recorder.record_silent if obs.status in SILENT else recorder.record_answering,
                              obs)
         else:
-            creds = _credential_source(app, scope, credentials)
+            creds = _credential_source(app, scope, credentials, session)
             targets = _discover(app, scope, recorder)
             run.total = len(targets)
             session.commit()
@@ -1041,8 +1041,8 @@ def _terminate(session: Session, run_id: int, state: ScanState, error: str) -> N
     session.commit()
 
 
-def _credential_source(app: Flask, scope: ScanScope,
-                       extra: Sequence[Credential] | None) -> Callable[[Target], list[Credential]]:
+def _credential_source(app: Flask, scope: ScanScope, extra: Sequence[Credential] | None,
+                       session: Session | None = None) -> Callable[[Target], list[Credential]]:
     """Credentials per target: the given ones, then the site the address belongs to, then all scope sites."""
     per_site: list[tuple[list[Any], list[Credential]]] = []
     pooled: list[Credential] = []
@@ -1050,6 +1050,11 @@ def _credential_source(app: Flask, scope: ScanScope,
     if scope.default_project is not None:
         # A check of a range: the project's own sites hold the credentials its cameras use.
         sites.extend(s for s in scope.default_project.sites if s not in sites)
+    if scope.kind == "range" and session is not None:
+        # A range has no sites of its own: addresses inside a known site use that site's credentials.
+        sites.extend(s for s in session.scalars(select(Site)) if s not in sites
+                     and any(n.overlaps(r) for n in _site_networks(s) for r in scope.networks
+                             if n.version == r.version))
     for site in sites:
         creds = _decrypt(app, site.credentials_encrypted)
         per_site.append((_site_networks(site), creds))

@@ -1,0 +1,135 @@
+"""A scan process killed with SIGKILL mid-run leaves a consistent database; the next scan succeeds.
+
+``cctv-monitor scan`` runs as a subprocess against a slow simulated fleet (every ONVIF reply delayed),
+is killed once a few cameras are committed, then the database is checked and a second scan is run.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import func, select
+
+from cctv_monitor.models import Device, Observation, ScanRun
+from cctv_monitor.scanning import run_scan
+from scan_helpers import add_project
+
+REPO = Path(__file__).resolve().parent.parent
+BASE = yaml.safe_load((REPO / "config" / "fleets" / "demo.yaml").read_text())["cameras"][0]
+RANGE = "127.81.0.0/27"
+
+pytestmark = pytest.mark.slow
+
+
+def slow_fleet(n: int = 12, delay_s: float = 0.4) -> dict:
+    cams = []
+    for i in range(n):
+        cam = copy.deepcopy(BASE)
+        cam.update(name=f"slow-{i}", host=f"127.81.0.{i + 1}", macs=[f"c0:56:e3:81:00:{i + 1:02x}"],
+                   serial=f"SLOWCAM{i:06d}", quirks=[{"name": "slow", "delay_s": delay_s}])
+        cam.pop("expect", None)
+        cams.append(cam)
+    defaults = yaml.safe_load((REPO / "config" / "fleets" / "demo.yaml").read_text())["defaults"]
+    return {"fleet": "slow", "defaults": defaults, "cameras": cams}
+
+
+def _scan_process(app, port: int) -> subprocess.Popen:
+    env = dict(os.environ, CCTV_DATABASE_URL=app.config["DATABASE_URL"], CCTV_INSTANCE_PATH=app.instance_path,
+               CCTV_PROBE_CONCURRENCY="2", CCTV_PROBE_TIMEOUT_S="10")
+    code = (f"import sys\nfrom cctv_monitor import config\nconfig.Config.ONVIF_PORTS = [{port}]\n"
+            "from cctv_monitor.cli import main\nsys.argv = ['cctv-monitor', 'scan', '--range', sys.argv[1], "
+            "'--no-progress']\nmain()\n")
+    return subprocess.Popen([sys.executable, "-c", code, RANGE], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def site(app, session):
+    """A project whose site covers the range and holds the cameras' credentials (encrypted)."""
+    from cctv_monitor.crypto import encrypt_credentials
+
+    return add_project(session, ranges=(RANGE,), credentials=encrypt_credentials(app, [("admin", "Demo#2567")]))
+
+
+def test_sigkill_mid_scan_leaves_database_consistent(app, session, site):
+    from cctv_monitor.simulator.testing import running_fleet
+
+    with running_fleet(slow_fleet()) as fleet:
+        port = fleet.cameras[0].port
+        proc = _scan_process(app, port)
+        try:
+            deadline = time.monotonic() + 120
+            done = 0
+            while time.monotonic() < deadline and proc.poll() is None:
+                session.expire_all()
+                run = session.scalar(select(ScanRun))
+                done = run.done if run is not None else 0
+                if done >= 3:
+                    break
+                time.sleep(0.1)
+            assert proc.poll() is None, proc.communicate()
+            assert done >= 3, "the scan never recorded three cameras"
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+
+        session.expire_all()
+        run = session.scalar(select(ScanRun))
+        assert run.state == "running" and run.pid == proc.pid  # as the killed process left it
+        observations = session.scalars(select(Observation)).all()
+        devices = {d.id: d for d in session.scalars(select(Device))}
+        # consistent: every committed camera has its device, its observation and its counter together
+        assert len(observations) == run.done < 12
+        assert {o.device_id for o in observations} == set(devices)
+        assert all(devices[o.device_id].last_observation_id == o.id for o in observations)
+        assert all(d.status == "unregistered" and d.last_seen is not None for d in devices.values()), \
+        [(d.address, d.status, d.last_seen) for d in devices.values()]
+
+        # the next scan marks the dead run interrupted and completes
+        app.config["ONVIF_PORTS"] = [port]
+        app.config["PROBE_TIMEOUT_S"] = 10.0
+        second = run_scan(app, "range", RANGE)
+    session.expire_all()
+    first = session.get(ScanRun, run.id)
+    assert first.state == "interrupted" and "ended without finishing" in first.error
+    assert session.get(ScanRun, second).state == "completed"
+    assert session.scalar(select(func.count()).select_from(Device)) == 12  # no duplicates after the rescan
+    assert session.get(ScanRun, second).done == 12
+
+
+def test_sigterm_marks_run_interrupted(app, session, site):
+    from cctv_monitor.simulator.testing import running_fleet
+
+    with running_fleet(slow_fleet(4, delay_s=0.5)) as fleet:
+        proc = _scan_process(app, fleet.cameras[0].port)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                session.expire_all()
+                run = session.scalar(select(ScanRun))
+                if run is not None and run.state == "running" and run.total:
+                    break
+                time.sleep(0.1)
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 130, err
+    session.expire_all()
+    run = session.scalar(select(ScanRun))
+    assert run.state == "interrupted" and run.finished is not None and "interrupted" in run.error
