@@ -52,7 +52,7 @@ def authenticate() -> Any:
 
 def _error(status: int, detail: str) -> Any:
     response = jsonify({"error": {401: "Unauthorized", 400: "Bad Request", 403: "Forbidden",
-                                  404: "Not Found", 503: "Service Unavailable"}.get(status, "Error"), "detail": detail})
+                                  404: "Not Found", 503: "Service Unavailable", 409: "Conflict"}.get(status, "Error"), "detail": detail})
     response.status_code = status
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="cctv-monitor"'
@@ -228,6 +228,11 @@ def start_scan() -> Any:
     start = scan_starter()
     if start is None:
         return _error(503, "the scan pipeline is not installed")
-    run_id = start(current_app._get_current_object(), "site", body["target"],
-                   with_streams=bool(body.get("with_streams")), trigger="manual", started_by=user.username)
+    try:
+        run_id = start(current_app._get_current_object(), "site", body["target"],
+                       with_streams=bool(body.get("with_streams")), trigger="manual", started_by=user.username)
+    except Exception as exc:  # noqa: BLE001 - only the scan pipeline's own refusals become 409
+        if type(exc).__name__ not in ("ScanAlreadyRunning", "ScanTargetError", "ScanError"):
+            raise
+        return _error(409, str(exc))
     return jsonify({"scan_run_id": run_id}), 202

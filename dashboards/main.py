@@ -16,7 +16,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    stream_with_context,
     url_for,
 )
 from flask_login import current_user
@@ -307,9 +306,15 @@ def scan_now() -> Any:
     allowed = {s["target"]: s for s in _scannable_sites(session)}
     if target not in allowed:
         abort(403)
-    run_id = start(current_app._get_current_object(), "site", target,
-                   with_streams=bool(request.form.get("with_streams")), trigger="manual",
-                   started_by=current_user.username)
+    try:
+        run_id = start(current_app._get_current_object(), "site", target,
+                       with_streams=bool(request.form.get("with_streams")), trigger="manual",
+                       started_by=current_user.username)
+    except Exception as exc:  # noqa: BLE001 - ScanAlreadyRunning/ScanTargetError: tell the user, keep the page
+        if type(exc).__name__ not in ("ScanAlreadyRunning", "ScanTargetError", "ScanError"):
+            raise
+        flash(f"{target}: {exc}", "error")
+        return redirect(url_for("main.scans"))
     LOGGER.info("scan of %s started by %s (run %s)", target, current_user.username, run_id)
     flash(t("scan_started", target=target, id=run_id), "success")
     return redirect(url_for("main.scans"))
@@ -426,7 +431,9 @@ def export(kind: str, fmt: str) -> Any:
     name = f"cctv-{kind}-{stamp}.{fmt}"
     LOGGER.info("export %s.%s by %s", kind, fmt, current_user.username)
     if fmt == "csv":
-        response = Response(stream_with_context(exports.to_csv(headers, rows)), mimetype="text/csv; charset=utf-8")
+        # Built whole (a few MB at 10,000 devices) rather than streamed, so the request's database session
+        # is closed when the view returns instead of staying open for as long as a slow client reads.
+        response = Response("".join(exports.to_csv(headers, rows)), mimetype="text/csv; charset=utf-8")
     else:
         response = Response(exports.to_xlsx(kind, headers, rows),
                             mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
