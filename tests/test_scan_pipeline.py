@@ -217,3 +217,21 @@ def test_dead_runs_marked_interrupted_and_live_ones_block(app, session, project)
     session.expire_all()
     assert session.get(ScanRun, run_id).state == "completed"
     assert os.getpid()  # the test process itself was never marked
+
+
+def test_background_scan_returns_run_id_and_reports_bad_targets(app, session, project):
+    import time
+
+    from cctv_monitor.scanning import start_scan_in_background
+
+    run_id = start_scan_in_background(app, "project", CODE, observations=[make_obs(h) for h in HOSTS],
+                                      deliver_alerts=False)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        session.expire_all()
+        if session.get(ScanRun, run_id).state == "completed":
+            break
+        time.sleep(0.05)
+    assert session.get(ScanRun, run_id).state == "completed"
+    with pytest.raises(ScanTargetError, match="no project"):
+        start_scan_in_background(app, "project", "NOPE")
