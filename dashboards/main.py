@@ -43,7 +43,7 @@ LOGGER = logging.getLogger(__name__)
 bp = Blueprint("main", __name__, template_folder="templates")
 
 # Keys of observation JSON that must never reach a page, whatever a probe put there.
-_SECRET_KEYS = {"password", "passwd", "pwd", "username", "user", "credentials", "token", "auth"}
+_SECRET_KEYS = {"password", "passwd", "pwd", "username", "user", "credentials", "auth"}
 
 
 def _lang() -> str:

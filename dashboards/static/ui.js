@@ -2,8 +2,16 @@
 // "select all" on the unregistered table, and site/target choices that follow the chosen project/kind.
 (function () {
   "use strict";
+  // Filter forms: leave empty fields out of the URL so links stay short and shareable.
+  document.querySelectorAll("form.filters[method='get']").forEach(function (form) {
+    form.addEventListener("submit", function () {
+      Array.prototype.forEach.call(form.elements, function (el) {
+        if (el.name && el.value === "") { el.disabled = true; }
+      });
+    });
+  });
   document.querySelectorAll("select.autosubmit").forEach(function (sel) {
-    sel.addEventListener("change", function () { if (sel.form) { sel.form.submit(); } });
+    sel.addEventListener("change", function () { if (sel.form) { sel.form.requestSubmit(); } });
   });
   var all = document.getElementById("select-all");
   if (all) {

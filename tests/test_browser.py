@@ -1,0 +1,236 @@
+"""The dashboard in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright).
+
+The app runs on 127.0.0.1 in a thread with the sample data on SQLite. Every test fails on a console
+error, an uncaught page error or a JavaScript dialog (a hostile camera name that ran would open one).
+Screenshots of each page, in Thai and English, go to test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+CHARTS = ("chart-agency", "chart-trend", "chart-resolution", "chart-codec", "chart-findings")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[tuple[str, object]]:
+    """The app with sample data, served by werkzeug on 127.0.0.1 (ephemeral port) in a thread."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed (Debian package chromium, see Makefile DEB_PACKAGES)")
+    from werkzeug.serving import make_server
+
+    from cctv_monitor import create_app
+    from cctv_monitor.db import get_db
+    from dashboards.sampledata import seed
+
+    folder = tmp_path_factory.mktemp("browser")
+    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{folder / 'ui.sqlite3'}",
+                      "SECRET_KEY": "browser-test", "INSTANCE_PATH": str(folder / "instance")})
+    with get_db(app).session_scope() as session:
+        data = seed(session, extra_devices=150, days=120)
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}", data
+    finally:
+        httpd.shutdown()
+        thread.join(timeout=10)
+        get_db(app).dispose()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    """One headless Chromium for the module."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+class Watch:
+    """Collects console errors, page errors and dialogs of one page."""
+
+    def __init__(self, page) -> None:
+        """Attach the listeners."""
+        self.problems: list[str] = []
+        page.on("console", lambda msg: self.problems.append(f"console {msg.type}: {msg.text}")
+                if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
+        page.on("dialog", self._dialog)
+
+    def _dialog(self, dialog) -> None:
+        self.problems.append(f"dialog opened: {dialog.message}")
+        dialog.dismiss()
+
+    def check(self) -> None:
+        """Fail the test if anything went wrong."""
+        assert not self.problems, self.problems
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh page (own cookies) with problem watching."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    pg = context.new_page()
+    pg.set_default_timeout(20_000)
+    watch = Watch(pg)
+    yield pg
+    context.close()
+    watch.check()
+
+
+def _login(page, base: str, username: str = "admin", password: str = "admin-pass-2567") -> None:
+    page.goto(f"{base}/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("#login-submit")
+    page.wait_for_url(f"{base}/")
+
+
+def _wait_charts(page) -> None:
+    for chart in CHARTS:
+        page.wait_for_selector(f"#{chart}[data-rendered='1'] .main-svg", state="attached")
+
+
+def _shot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_login_overview_charts_and_every_page_in_both_languages(page, server):
+    """Log in, see the overview charts drawn, visit every page in Thai, switch to English, visit again."""
+    base, data = server
+    page.goto(f"{base}/devices")
+    assert "/login" in page.url
+    _shot(page, "login-th")
+    _login(page, base)
+    pages = [("overview", "/"), ("devices", "/devices"), ("device", f"/devices/{data.devices['127.0.1.17:8000']}"),
+             ("device-hostile", f"/devices/{data.hostile_device_id}"), ("projects", "/projects"),
+             ("project", f"/projects/{data.projects['CR-MS-2567-003']}"), ("unregistered", "/unregistered"),
+             ("scans", "/scans"), ("exports", "/exports")]
+    for lang in ("th", "en"):
+        assert page.get_attribute("html", "lang") == lang
+        for name, path in pages:
+            page.goto(base + path)
+            page.wait_for_load_state("networkidle")
+            if name == "overview":
+                _wait_charts(page)
+                # bars of the per-agency chart and the trend line are really drawn
+                assert page.locator("#chart-agency .bars path").count() > 0
+                assert page.locator("#chart-trend .scatterlayer path").count() > 0
+            _shot(page, f"{name}-{lang}")
+        if lang == "th":
+            assert "ภาพรวม" in page.inner_text("nav")
+            page.click("#switch-language")
+            page.wait_for_load_state("networkidle")
+    assert "Overview" in page.inner_text("nav")
+    page.click("#switch-language")  # back to Thai: the choice is stored on the user, other tests expect Thai
+    page.wait_for_load_state("networkidle")
+    assert page.get_attribute("html", "lang") == "th"
+
+
+def test_thai_font_is_loaded(page, server):
+    """The Sarabun webfont served by the app is what the page uses for Thai."""
+    base, _ = server
+    _login(page, base)
+    assert page.evaluate("document.fonts.check('16px Sarabun', 'ภาพรวม')")
+    page.evaluate("document.fonts.ready")
+    loaded = page.evaluate("Array.from(document.fonts).filter(f => f.status === 'loaded').map(f => f.family)")
+    assert any("Sarabun" in family for family in loaded)
+
+
+def test_hostile_name_renders_as_text(page, server):
+    """The <script> camera name appears as visible text; no script ran (no dialog, checked by the fixture)."""
+    base, data = server
+    _login(page, base)
+    page.goto(f"{base}/devices/{data.hostile_device_id}")
+    assert page.inner_text("#device-name").startswith("<script>alert(1)</script>")
+    assert page.locator("img[src='x']").count() == 0
+
+
+def test_filter_device_table_and_open_device(page, server):
+    """Choosing a status filter reloads the table with that status only; a row opens the device."""
+    base, data = server
+    _login(page, base)
+    page.goto(f"{base}/devices")
+    page.select_option("#filter-status", "non_compliant")
+    page.wait_for_url(lambda url: "status=non_compliant" in url)
+    badges = page.locator("#device-table tbody .badge").all_inner_texts()
+    assert badges and set(badges) == {"ไม่ตรงตามข้อกำหนด"}
+    page.fill("#filter-q", "127.0.1.17")
+    page.click("#filter-apply")
+    page.wait_for_url(lambda url: "q=127.0.1.17" in url)
+    _shot(page, "devices-filtered-th")
+    page.click("#device-table a.device-link")
+    page.wait_for_url(lambda url: "/devices/" in url)
+    assert page.locator("#findings tbody tr").count() >= 1
+    assert "1280×720" in page.inner_text("#profiles")
+
+
+def test_assign_unregistered_device(page, server):
+    """Tick an unregistered camera, pick project and site, submit: it leaves the list."""
+    base, data = server
+    _login(page, base)
+    page.goto(f"{base}/unregistered")
+    target = data.devices["127.0.1.30:8000"]
+    page.check(f"input.row-select[value='{target}']")
+    page.select_option("#assign-project", str(data.projects["CR-MS-2568-001"]))
+    page.select_option("#assign-site", str(data.sites["market"]))
+    page.click("#assign-submit")
+    page.wait_for_selector(".flash-success")
+    _shot(page, "unregistered-assigned-th")
+    assert page.locator(f"input.row-select[value='{target}']").count() == 0
+
+
+def test_export_csv_download(page, server, tmp_path):
+    """The export link downloads a CSV with a BOM and Thai headers, filtered like the table."""
+    base, _ = server
+    _login(page, base)
+    page.goto(f"{base}/exports?status=missing")
+    with page.expect_download() as info:
+        page.click("#export-csv")
+    path = tmp_path / "devices.csv"
+    info.value.save_as(path)
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    lines = raw.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("รหัส,ชื่อ")
+    assert len(lines) >= 2 and all("ไม่พบอุปกรณ์" in line for line in lines[1:])
+
+
+def test_technician_sees_own_agency_only(page, server):
+    """tech-wiang's overview and table hold Wiang Phang Kham only."""
+    base, data = server
+    _login(page, base, "tech-wiang", "tech-wiang-2567")
+    _wait_charts(page)
+    _shot(page, "overview-technician-th")
+    page.goto(f"{base}/devices?per_page=200")
+    text = page.inner_text("#device-table")
+    assert "127.0.3.11" in text and "127.0.1.13" not in text
+    # with the page's cookies but outside the page, so the expected 404 is not a console error
+    response = page.request.get(f"{base}/devices/{data.devices['127.0.1.13:8000']}")
+    assert response.status == 404
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _clean_old_shots():
+    """Start each run with an empty screenshot folder."""
+    if SHOTS.exists():
+        shutil.rmtree(SHOTS)
+    yield
