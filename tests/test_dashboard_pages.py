@@ -285,3 +285,24 @@ def test_server_error_rolls_back_and_hides_details(app, client, data):
     assert response.status_code == 500
     assert "secret internals" not in response.get_data(as_text=True)
     assert client.get("/").status_code == 200
+
+
+def test_record_daily_status_replaces_the_day(app, data):
+    """The scan pipeline's hook writes one snapshot per day; a second call the same day replaces it."""
+    from sqlalchemy import func
+
+    from cctv_monitor.models import StatusDaily
+    from dashboards.queries import DeviceFilters, status_trend
+    from dashboards.security import LoginUser
+    from dashboards.summary import record_daily_status
+
+    day = date(2030, 1, 2)
+    with get_db(app).session_scope() as session:
+        first = record_daily_status(session, day)
+        again = record_daily_status(session, day)
+        assert first == again > 0
+        stored = session.scalar(select(func.sum(StatusDaily.count)).where(StatusDaily.day == day))
+        assert stored == session.scalar(select(func.count(Device.id)))
+        admin = LoginUser(id=0, username="x", role="admin", agency_id=None, language="th")
+        trend = status_trend(session, DeviceFilters(), admin, days=3, today=date(2030, 1, 3))
+        assert sum(trend[day].values()) == stored
