@@ -37,7 +37,10 @@ def register(group: AppGroup) -> None:
             click.echo(f"Scheduler: on, {len(started.get_jobs())} scheduled scan(s).", err=True)
         try:
             # No production WSGI server is pinned yet; Flask's threaded server is the stated stop-gap.
-            app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+            # Flask's app.run() refuses to start inside the flask CLI, so call werkzeug directly.
+            from werkzeug.serving import run_simple
+
+            run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
         finally:
             shutdown_scheduler(app)
 
