@@ -1,0 +1,299 @@
+"""Benchmark: scan throughput over a simulated fleet, against the onvif-zeep 0.2.12 baseline, in one run.
+
+    .venv/bin/python benchmarks/scan_throughput.py [--cameras 1000] [--delay-ms 20] [--baseline-cameras 50]
+                                                   [--phases probe,scan] [--database URL]
+
+1. Starts a simulated fleet of N cameras on loopback (ONVIF only, each request delayed by --delay-ms to stand
+   in for the network and the camera's own slowness) in a process of its own, as a real fleet would be.
+2. ``probe`` phase (child process): our probe engine, ``probes.scan.probe_many``, reads every camera (clock,
+   identity, services, network interfaces, scopes, NTP, hostname, profiles, stream and snapshot URIs).
+3. ``scan`` phase (child process): the whole scan pipeline, ``cctv_monitor.scanning.run_scan`` over the
+   address range: sweep, probe, identity, compliance evaluation and database writes (SQLite in a temporary
+   folder unless --database). Checks afterwards that every camera became a device with an observation.
+4. Baseline (child process in ``benchmarks/.venv-baseline``, created on first use with onvif-zeep 0.2.12 from
+   PyPI): one ``ONVIFCamera`` per camera, sequentially, reading the same fields, over the first
+   --baseline-cameras cameras (sequential reads take about half a second each, so the whole fleet would take
+   many minutes; its rate is per camera and does not depend on the fleet size).
+
+Prints cameras per second, CPU seconds per camera (the scanning process; the fleet's CPU separately) and
+peak RSS of each phase, then the ratio to the baseline. Targets (issue 7, 2-core machine, fleet on the same
+machine): >= 50 cameras/s, >= 20x the baseline, < 300 MB peak RSS at 10,000 cameras.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+BASELINE_VENV = HERE / ".venv-baseline"
+BASELINE_REQUIREMENT = "onvif-zeep==0.2.12"
+FLEET_BASE = "127.64.0.0"  # away from the demo (127.0.x) and the tests (127.1.x, 127.0.5.x)
+CPU_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def log(message: str) -> None:
+    """Progress on stderr, figures on stdout."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a running process (its threads included)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CPU_TICKS
+
+
+def proc_rss_mb(pid: int) -> float:
+    """Current resident set size of a process in MB."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Fleet:
+    """The simulated fleet in its own process (``python -m cctv_monitor.simulator.launcher``)."""
+
+    def __init__(self, n: int, delay_ms: float, workdir: Path) -> None:
+        from cctv_monitor.simulator.fleet import generate_fleet
+
+        self.path = workdir / "fleet.yaml"
+        # JSON is YAML; the launcher reads it with its usual loader.
+        self.path.write_text(json.dumps(generate_fleet(n, base=FLEET_BASE, delay_ms=delay_ms, name="benchmark")))
+        self.n = n
+        self.cameras: list[dict] = []
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Fleet":
+        started = time.monotonic()
+        self.proc = subprocess.Popen([sys.executable, "-m", "cctv_monitor.simulator.launcher", "--fleet",
+                                      str(self.path), "--json", "--no-streams"], cwd=REPO, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            data = json.loads(line)
+            if data.get("ready"):
+                break
+            self.cameras.append(data)
+        else:
+            raise RuntimeError(f"the simulated fleet exited with status {self.proc.wait()} before it was ready")
+        log(f"fleet: {len(self.cameras)} cameras ready in {time.monotonic() - started:.1f} s "
+            f"(pid {self.proc.pid}, {proc_rss_mb(self.proc.pid):.0f} MB)")
+        return self
+
+    def cpu_s(self) -> float:
+        """CPU seconds the fleet process has used so far."""
+        assert self.proc is not None
+        return proc_cpu_s(self.proc.pid)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def address_ranges(cameras: list[dict]) -> list[str]:
+    """The /24 blocks holding the fleet's addresses, as a technician would type them (the sweep also meets
+    the empty addresses at the end of the last block, as a real one would)."""
+    nets = {ipaddress.ip_network(f"{c['host']}/24", strict=False) for c in cameras}
+    return [str(net) for net in sorted(nets)]
+
+
+def run_child(phase: str, args: argparse.Namespace, cameras: list[dict], fleet: Fleet, workdir: Path) -> dict:
+    """Run one phase in a fresh process (so its CPU and peak RSS are its own); return its figures."""
+    spec = workdir / f"{phase}.json"
+    spec.write_text(json.dumps({"cameras": cameras, "database": args.database, "workdir": str(workdir),
+                                "concurrency": args.concurrency}))
+    fleet_cpu0 = fleet.cpu_s()
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", phase, str(spec)], cwd=REPO,
+                          stdout=subprocess.PIPE, text=True, timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"phase {phase} failed with exit status {proc.returncode}")
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    figures["fleet_cpu_s"] = fleet.cpu_s() - fleet_cpu0
+    return figures
+
+
+def ensure_baseline_venv() -> Path:
+    """The baseline's own virtual environment (onvif-zeep 0.2.12); created once, reused afterwards."""
+    python = BASELINE_VENV / "bin" / "python"
+    if python.exists():
+        check = subprocess.run([str(python), "-c", "import onvif, zeep; print(zeep.__version__)"],
+                               capture_output=True, text=True)
+        if check.returncode == 0:
+            return python
+    log(f"creating {BASELINE_VENV} with {BASELINE_REQUIREMENT} (once) ...")
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(BASELINE_VENV)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", BASELINE_REQUIREMENT],
+                   check=True)
+    return python
+
+
+def run_baseline(cameras: list[dict], fleet: Fleet) -> dict:
+    """onvif-zeep 0.2.12, sequential, one ONVIFCamera per camera."""
+    python = ensure_baseline_venv()
+    payload = json.dumps([{"host": c["host"], "port": c["port"], "username": c["username"],
+                           "password": c["password"]} for c in cameras])
+    fleet_cpu0 = fleet.cpu_s()
+    proc = subprocess.run([str(python), str(HERE / "baseline_onvif_zeep.py")], input=payload, cwd=HERE,
+                          stdout=subprocess.PIPE, text=True, timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the baseline failed with exit status {proc.returncode}")
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    figures["fleet_cpu_s"] = fleet.cpu_s() - fleet_cpu0
+    return figures
+
+
+# -- child phases (run in their own process) --------------------------------------------------------------
+
+def child_probe(spec: dict) -> dict:
+    """probes.scan.probe_many over the fleet's addresses."""
+    from probes.scan import probe_many_sync
+    from probes.targets import Credential, Target
+
+    cams = spec["cameras"]
+    targets = [Target.parse(f"{c['host']}:{c['port']}") for c in cams]
+    creds = [Credential(cams[0]["username"], cams[0]["password"])]
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.monotonic()
+    observations = probe_many_sync(targets, creds, concurrency=spec["concurrency"])
+    wall = time.monotonic() - started
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    ok = sum(1 for o in observations if o.status.value == "ok" and any(p.stream_uri for p in o.profiles))
+    errors: dict[str, int] = {}
+    for o in observations:
+        if o.status.value != "ok":
+            key = f"{o.status.value}: {(o.error or '')[:100]}"
+            errors[key] = errors.get(key, 0) + 1
+    return {"cameras": len(cams), "ok": ok, "failed": len(cams) - ok, "wall_s": wall,
+            "cpu_s": (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime),
+            "peak_rss_mb": usage1.ru_maxrss / 1024, "errors": errors}
+
+
+def child_scan(spec: dict) -> dict:
+    """cctv_monitor.scanning.run_scan over the fleet's address range, recording into a database."""
+    from sqlalchemy import func, select
+
+    from cctv_monitor import create_app
+    from cctv_monitor.db import get_db
+    from cctv_monitor.models import Device, Observation, ScanRun
+    from cctv_monitor.scanning import run_scan
+    from probes.targets import Credential
+
+    cams = spec["cameras"]
+    workdir = Path(spec["workdir"])
+    url = spec["database"] or f"sqlite:///{workdir / 'scan.sqlite'}"
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "benchmark", "INSTANCE_PATH": str(workdir / "instance"),
+                      "ONVIF_PORTS": sorted({int(c["port"]) for c in cams}),
+                      "PROBE_CONCURRENCY": spec["concurrency"], "SCHEDULER_ENABLED": False})
+    creds = [Credential(cams[0]["username"], cams[0]["password"])]
+    ranges = ",".join(address_ranges(cams))
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.monotonic()
+    run_id = run_scan(app, "range", ranges, credentials=creds, deliver_alerts=False, trigger="benchmark")
+    wall = time.monotonic() - started
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    with get_db(app).session_scope() as session:
+        run = session.get(ScanRun, run_id)
+        devices = session.scalar(select(func.count()).select_from(Device))
+        observations = session.scalar(select(func.count()).select_from(Observation)
+                                      .where(Observation.scan_run_id == run_id))
+        ok = session.scalar(select(func.count()).select_from(Observation)
+                            .where(Observation.scan_run_id == run_id, Observation.probe_status == "ok"))
+        state, counts = run.state, run.counts
+    get_db(app).dispose()
+    return {"cameras": len(cams), "ok": ok, "failed": len(cams) - ok, "wall_s": wall,
+            "cpu_s": (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime),
+            "peak_rss_mb": usage1.ru_maxrss / 1024, "devices": devices, "observations": observations,
+            "run_state": state, "counts": counts, "database": url.split(":", 1)[0], "ranges": ranges}
+
+
+# -- report ---------------------------------------------------------------------------------------------------
+
+def line(label: str, fig: dict) -> str:
+    """One result line."""
+    rate = fig["cameras"] / fig["wall_s"] if fig["wall_s"] else float("inf")
+    return (f"{label:<34} {fig['cameras']:>6} cameras {fig['ok']:>6} ok  {fig['wall_s']:8.2f} s  "
+            f"{rate:8.1f} cameras/s  CPU {fig['cpu_s'] / fig['cameras'] * 1000:7.2f} ms/camera "
+            f"(+ fleet {fig['fleet_cpu_s'] / fig['cameras'] * 1000:5.2f} ms)  peak RSS {fig['peak_rss_mb']:6.1f} MB")
+
+
+def main() -> int:
+    """Parse arguments, run the phases, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cameras", type=int, default=1000, help="simulated cameras (default 1000)")
+    parser.add_argument("--delay-ms", type=float, default=20.0, help="simulated delay per request (default 20)")
+    parser.add_argument("--baseline-cameras", type=int, default=50,
+                        help="cameras the sequential onvif-zeep 0.2.12 baseline reads (default 50; 0 skips it)")
+    parser.add_argument("--phases", default="probe,scan", help="our phases to run: probe, scan (default both)")
+    parser.add_argument("--concurrency", type=int, default=64, help="probe concurrency (default 64, as a scan)")
+    parser.add_argument("--database", default=None, help="SQLAlchemy URL for the scan phase (default: temp SQLite)")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        import logging
+
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+        phase, spec_path = args.child
+        spec = json.loads(Path(spec_path).read_text())
+        figures = {"probe": child_probe, "scan": child_scan}[phase](spec)
+        print(json.dumps(figures))
+        return 0
+    phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    if unknown := set(phases) - {"probe", "scan"}:
+        parser.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
+    import platform
+
+    print(f"scan throughput: {args.cameras} simulated cameras, {args.delay_ms:g} ms per request, "
+          f"{os.cpu_count()} CPUs, Python {platform.python_version()}, fleet on the same machine")
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="cctv-bench-") as tmp, Fleet(args.cameras, args.delay_ms,
+                                                                          Path(tmp)) as fleet:
+        cameras = fleet.cameras
+        for phase in phases:
+            log(f"running phase {phase} ...")
+            results[phase] = run_child(phase, args, cameras, fleet, Path(tmp))
+            label = {"probe": "ours: probe engine (probe_many)",
+                     "scan": f"ours: full scan + {results[phase].get('database', 'db')}"}[phase]
+            print(line(label, results[phase]), flush=True)
+            for key, count in sorted(results[phase].get("errors", {}).items()):
+                print(f"    {count} x {key}")
+            if phase == "scan":
+                r = results[phase]
+                print(f"    run {r['run_state']}; {r['devices']} devices, {r['observations']} observations stored; "
+                      f"statuses {r['counts']}; range {r['ranges']}")
+        if args.baseline_cameras > 0:
+            sample = cameras[:args.baseline_cameras]
+            log(f"running the baseline over {len(sample)} cameras ...")
+            results["baseline"] = run_baseline(sample, fleet)
+            print(line("baseline: onvif-zeep 0.2.12 (seq.)", results["baseline"]), flush=True)
+            for key, count in sorted(results["baseline"].get("errors", {}).items()):
+                print(f"    {count} x {key}")
+    if "baseline" in results:
+        base = results["baseline"]
+        base_rate = base["cameras"] / base["wall_s"]
+        for phase in phases:
+            fig = results[phase]
+            rate = fig["cameras"] / fig["wall_s"]
+            print(f"ratio {phase} / baseline: {rate / base_rate:.1f}x cameras per second, "
+                  f"{(base['cpu_s'] / base['cameras']) / (fig['cpu_s'] / fig['cameras']):.1f}x less CPU per camera")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
