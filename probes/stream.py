@@ -27,6 +27,13 @@ if "rtsp_transport" not in _OPTIONS:
 # FFmpeg's own log lines would end up on the technician's terminal; our results carry the reasons instead.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
+# OpenCV holds one process-wide lock around the whole FFmpeg open (avformat_open_input plus
+# avformat_find_stream_info, about one second of video on an RTSP stream, up to the open timeout on a
+# dead one) unless told that FFmpeg is thread-safe, which it is since FFmpeg 4 (the wheels bundle 5.x).
+# With the lock, parallel stream checks open one after another: 8 checks waited 1.1 s per stream ahead
+# of them (benchmarks/stream_checks.py). OpenCV reads this at every open.
+os.environ.setdefault("OPENCV_FFMPEG_IS_THREAD_SAFE", "1")
+
 import cv2  # noqa: E402 - must come after the environment variables above
 import numpy as np  # noqa: E402
 

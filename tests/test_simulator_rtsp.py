@@ -105,3 +105,67 @@ def test_black_and_frozen_image_modes():
     assert frames["m-black"][1].mean() < 20
     assert abs(frames["m-frozen"][0] - frames["m-frozen"][1]).mean() < 2 < frames["m-frozen"][1].mean()
     assert abs(frames["m-pattern"][0] - frames["m-pattern"][1]).mean() > 2
+
+
+def _need_rtsp() -> None:
+    reason = rtsp_unavailable_reason()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def test_parallel_stream_checks_are_not_serialised():
+    """Six 1080p streams checked at once each reach their first frame about as fast as one alone.
+
+    Before OPENCV_FFMPEG_IS_THREAD_SAFE was set in probes.stream, OpenCV's process-wide open lock made the
+    k-th of parallel checks wait k times a single open (1.2, 2.3, 3.4, 4.5, 5.7, 6.8 s here), so the last
+    ones broke a bound of three single opens.
+    """
+    _need_rtsp()
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cctv_monitor.simulator.fleet import generate_fleet
+    from probes.stream import check_stream
+
+    def check(cam):
+        return check_stream(cam.rtsp_urls["Profile_1"], username=cam.username, password=cam.password,
+                            profile_token="Profile_1", sample_s=1.0, timeout_s=30, thumbnail=False)
+
+    with running_fleet(generate_fleet(7, base="127.0.12.0", media2_every=0), streams=True) as fleet:
+        assert fleet.streams, fleet.streams_reason
+        cams = list(fleet)
+        alone = check(cams[0])
+        assert alone.ok, alone.error
+        with ThreadPoolExecutor(6) as pool:
+            results = list(pool.map(check, cams[1:]))
+    bound = 3 * alone.first_frame_s
+    firsts = [r.first_frame_s for r in results]
+    assert all(r.ok and (r.width, r.height, r.codec) == (1920, 1080, "H264") for r in results), results
+    assert max(firsts) < bound, f"first frames {firsts} s; one stream alone {alone.first_frame_s} s"
+
+
+def test_busy_rtsp_port_falls_back_to_a_free_port():
+    """A planned RTSP port held by someone else: with port_fallback the camera streams from a free port
+    (and says so in its URL); without it the fleet refuses to start and names the address."""
+    _need_rtsp()
+    import socket
+
+    from probes.stream import check_stream
+
+    host = "127.0.13.1"
+    fleet = {"fleet": "busy", "cameras": [{"name": "busy-1", "host": host, "macs": ["00:12:41:00:0d:01"],
+                                            "profiles": [{"token": "P1", "encoding": "H264", "width": 640,
+                                                          "height": 360, "fps": 10, "bitrate_kbps": 256}]}]}
+    with socket.socket() as blocker:
+        blocker.bind((host, 8554))
+        blocker.listen()
+        with running_fleet(fleet, streams=True, port_fallback=True) as running:
+            url = running["busy-1"].rtsp_urls["P1"]
+            port = int(url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+            assert port not in (8554, 0)
+            got = check_stream(url, username=None, password=None, profile_token="P1", sample_s=0.5, thumbnail=False)
+            assert got.ok and (got.width, got.height) == (640, 360), got
+        with pytest.raises(RuntimeError, match=f"cannot listen on {host}:8554"):
+            with running_fleet(fleet, streams=True, port_fallback=False):
+                pass

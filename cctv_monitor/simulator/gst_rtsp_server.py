@@ -54,11 +54,8 @@ def attach(entry, context):
         finally:
             os.close(target)
     try:
-        try:
-            server.attach(context)
-        except GLib.Error:
-            if not entry.get("port_fallback"):
-                raise
+        # attach() returns 0 (it does not raise) when the socket cannot be bound, e.g. the port is busy.
+        if not server.attach(context) and entry.get("port_fallback"):
             server.set_service("0")  # the planned port is busy (a parallel test run): take a free one
             server.attach(context)
     finally:
@@ -79,7 +76,8 @@ def main():
         for entry in config["servers"]:
             server, port = attach(entry, None)
             if port <= 0:
-                raise RuntimeError("cannot listen on %s:%s" % (entry["address"], entry["port"]))
+                raise RuntimeError("cannot listen on %s:%s (address missing or port in use)"
+                                   % (entry["address"], entry["port"]))
             servers.append(server)
             ports.append(port)
     except Exception as exc:  # noqa: BLE001 - reported to the parent as one JSON line
