@@ -118,7 +118,8 @@ def run_child(phase: str, args: argparse.Namespace, cameras: list[dict], fleet: 
     """Run one phase in a fresh process (so its CPU and peak RSS are its own); return its figures."""
     spec = workdir / f"{phase}.json"
     spec.write_text(json.dumps({"cameras": cameras, "database": args.database, "workdir": str(workdir),
-                                "concurrency": args.concurrency}))
+                                "concurrency": args.concurrency,
+                                "profile": args.profile}))
     fleet_cpu0 = fleet.cpu_s()
     proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", phase, str(spec)], cwd=REPO,
                           stdout=subprocess.PIPE, text=True, timeout=3600)
@@ -243,6 +244,8 @@ def main() -> int:
     parser.add_argument("--phases", default="probe,scan", help="our phases to run: probe, scan (default both)")
     parser.add_argument("--concurrency", type=int, default=64, help="probe concurrency (default 64, as a scan)")
     parser.add_argument("--database", default=None, help="SQLAlchemy URL for the scan phase (default: temp SQLite)")
+    parser.add_argument("--profile", action="store_true",
+                        help="run our phases under cProfile and print the top functions (slower; figures not comparable)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -251,7 +254,18 @@ def main() -> int:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
         phase, spec_path = args.child
         spec = json.loads(Path(spec_path).read_text())
-        figures = {"probe": child_probe, "scan": child_scan}[phase](spec)
+        func = {"probe": child_probe, "scan": child_scan}[phase]
+        if spec.get("profile"):
+            import cProfile
+            import pstats
+
+            profiler = cProfile.Profile()
+            figures = profiler.runcall(func, spec)
+            stats = pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime")
+            print(f"--- profile of phase {phase}: top functions by own time ---", file=sys.stderr)
+            stats.print_stats(25)
+        else:
+            figures = func(spec)
         print(json.dumps(figures))
         return 0
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
@@ -276,7 +290,8 @@ def main() -> int:
             if phase == "scan":
                 r = results[phase]
                 print(f"    run {r['run_state']}; {r['devices']} devices, {r['observations']} observations stored; "
-                      f"statuses {r['counts']}; range {r['ranges']}")
+                      f"statuses {r['counts']}; "
+                      f"range {r['ranges'] if len(r['ranges']) < 80 else r['ranges'][:60] + ' ...'}")
         if args.baseline_cameras > 0:
             sample = cameras[:args.baseline_cameras]
             log(f"running the baseline over {len(sample)} cameras ...")

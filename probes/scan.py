@@ -49,8 +49,13 @@ async def probe_many(targets: Iterable[Target], credentials: CredentialSource, *
     if not total:
         return
     limiter = HostLimiter(per_host_limit)
-    executor = ThreadPoolExecutor(max_workers=stream_workers or min(concurrency, DEFAULT_STREAM_WORKERS),
-                                  thread_name_prefix="stream-check") if with_streams else None
+    executor = slots = None
+    if with_streams:
+        workers = stream_workers or min(concurrency, DEFAULT_STREAM_WORKERS)
+        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stream-check")
+        # One slot per worker thread: a check's time limit starts when a thread is free to run it, so
+        # checks waiting their turn are never reported as timed out.
+        slots = asyncio.Semaphore(workers)
     pending = iter(unique)
     results: asyncio.Queue[Observation] = asyncio.Queue()
 
@@ -58,7 +63,7 @@ async def probe_many(targets: Iterable[Target], credentials: CredentialSource, *
         for target in pending:  # shared iterator: each worker takes the next target
             obs = await probe_one(target, credentials, limiter=limiter, timeout_s=timeout_s,
                                   with_streams=with_streams, stream_timeout_s=stream_timeout_s, executor=executor,
-                                  stream_profiles=stream_profiles, sample_s=sample_s)
+                                  stream_profiles=stream_profiles, sample_s=sample_s, stream_slots=slots)
             await results.put(obs)
 
     workers = [asyncio.create_task(worker(), name=f"probe-worker-{i}") for i in range(min(concurrency, total))]
@@ -85,14 +90,19 @@ async def probe_many(targets: Iterable[Target], credentials: CredentialSource, *
 async def probe_one(target: Target, credentials: CredentialSource, *, limiter: HostLimiter | None = None,
                     timeout_s: float = 5.0, with_streams: bool = False, stream_timeout_s: float = 10.0,
                     executor: ThreadPoolExecutor | None = None, stream_profiles: str = "first",
-                    sample_s: float = 2.0) -> Observation:
-    """Probe one target (ONVIF, then streams if asked); always returns an observation."""
+                    sample_s: float = 2.0, stream_slots: asyncio.Semaphore | None = None) -> Observation:
+    """Probe one target (ONVIF, then streams if asked); always returns an observation.
+
+    ``stream_slots`` (one per thread of ``executor``) is what :func:`probe_many` passes so that a stream
+    check's time limit only runs while a thread works on it.
+    """
     started = time.monotonic()
     try:
         creds = list(credentials(target) if callable(credentials) else credentials)
         readout = await probe_onvif_detailed(target, creds, timeout_s=timeout_s, limiter=limiter)
         if with_streams and readout.observation.profiles:
-            checks = await _stream_checks(readout, limiter, stream_timeout_s, executor, stream_profiles, sample_s)
+            checks = await _stream_checks(readout, limiter, stream_timeout_s, executor, stream_profiles, sample_s,
+                                          stream_slots)
             return readout.observation.with_updates(stream_checks=tuple(checks),
                                                     duration_s=round(time.monotonic() - started, 3))
         return readout.observation
@@ -106,7 +116,8 @@ async def probe_one(target: Target, credentials: CredentialSource, *, limiter: H
 
 
 async def _stream_checks(readout: OnvifReadout, limiter: HostLimiter | None, timeout_s: float,
-                         executor: ThreadPoolExecutor | None, which: str, sample_s: float) -> list[StreamCheck]:
+                         executor: ThreadPoolExecutor | None, which: str, sample_s: float,
+                         slots: asyncio.Semaphore | None = None) -> list[StreamCheck]:
     from probes.stream import check_stream  # OpenCV is imported only when streams are checked
 
     profiles = [p for p in readout.observation.profiles if p.token in readout.stream_uris]
@@ -115,6 +126,8 @@ async def _stream_checks(readout: OnvifReadout, limiter: HostLimiter | None, tim
     user = readout.credential.username if readout.credential else None
     password = readout.credential.password if readout.credential else None
     loop = asyncio.get_running_loop()
+    # OpenCV enforces its own open/read timeouts; this outer bound only catches a thread stuck beyond them.
+    limit = timeout_s + sample_s + 10
     checks: list[StreamCheck] = []
     for prof in profiles:  # one stream at a time per camera: old cameras struggle with parallel sessions
         uri = readout.stream_uris[prof.token]
@@ -124,17 +137,29 @@ async def _stream_checks(readout: OnvifReadout, limiter: HostLimiter | None, tim
             return check_stream(uri, username=user, password=password, profile_token=token, sample_s=sample_s,
                                 timeout_s=timeout_s)
 
-        async def bounded() -> StreamCheck:
-            return await loop.run_in_executor(executor, run)
+        async def in_thread() -> StreamCheck:
+            if slots is not None:
+                await slots.acquire()  # wait for a free thread before the clock starts
+            try:
+                future = loop.run_in_executor(executor, run)
+            except BaseException:
+                if slots is not None:
+                    slots.release()
+                raise
+            if slots is not None:
+                # The slot is free again only when the thread is: a check abandoned on timeout still
+                # occupies its thread until OpenCV gives up.
+                future.add_done_callback(lambda _f: slots.release())
+            return await asyncio.wait_for(asyncio.shield(future), limit)
 
         try:
             if limiter is not None:
                 async with limiter.acquire(host):
-                    check = await asyncio.wait_for(bounded(), timeout_s + sample_s + 10)
+                    check = await in_thread()
             else:
-                check = await asyncio.wait_for(bounded(), timeout_s + sample_s + 10)
+                check = await in_thread()
         except TimeoutError:
-            check = StreamCheck(prof.token, ok=False, error=f"stream check exceeded {timeout_s + sample_s + 10:g} s")
+            check = StreamCheck(prof.token, ok=False, error=f"stream check exceeded {limit:g} s")
         checks.append(check)
     return checks
 
