@@ -356,7 +356,7 @@ class User(Timestamped, Base):
 class StatusDaily(Base):
     """Devices per status per agency/project on one day: the small table the compliance trend reads.
 
-    Filled by :func:`dashboards.summary.record_daily_status` after each scan (one snapshot per day,
+    Filled by :func:`cctv_monitor.history.record_daily_status` after each scan (one snapshot per day,
     replaced by later scans of the same day), so the trend never scans the observation table.
     """
 

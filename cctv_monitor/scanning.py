@@ -1008,6 +1008,7 @@ def _execute(app: Flask, run_id: int, *, with_streams: bool, credentials: Sequen
         run.state = ScanState.COMPLETED.value
         run.finished = utcnow()
         session.commit()
+        _record_daily_status(session)
     except (KeyboardInterrupt, SystemExit, asyncio.CancelledError, GeneratorExit) as exc:
         session.rollback()
         _terminate(session, run_id, ScanState.INTERRUPTED, f"interrupted ({type(exc).__name__}) after "
@@ -1029,6 +1030,18 @@ def _execute(app: Flask, run_id: int, *, with_streams: bool, credentials: Sequen
             except Exception:  # noqa: BLE001 - a mail server being down never fails the scan
                 LOGGER.exception("alert delivery for scan run %s failed", run_id)
         session.close()
+
+
+def _record_daily_status(session: Session) -> None:
+    """Today's per-status snapshot for the dashboard trend; a failure there never fails the finished scan."""
+    from cctv_monitor.history import record_daily_status
+
+    try:
+        record_daily_status(session)
+        session.commit()
+    except Exception:  # noqa: BLE001 - the run and its observations are already committed
+        session.rollback()
+        LOGGER.exception("updating today's status snapshot failed; the trend misses this scan until the next")
 
 
 def _terminate(session: Session, run_id: int, state: ScanState, error: str) -> None:

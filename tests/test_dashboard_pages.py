@@ -294,7 +294,7 @@ def test_record_daily_status_replaces_the_day(app, data):
     from cctv_monitor.models import StatusDaily
     from dashboards.queries import DeviceFilters, status_trend
     from dashboards.security import LoginUser
-    from dashboards.summary import record_daily_status
+    from cctv_monitor.history import record_daily_status
 
     day = date(2030, 1, 2)
     with get_db(app).session_scope() as session:

@@ -13,7 +13,7 @@ import sys
 import pytest
 from sqlalchemy import select
 
-from cctv_monitor.models import AlertEvent, Device, DeviceChange, Finding, Observation, ScanRun
+from cctv_monitor.models import AlertEvent, Device, DeviceChange, Finding, Observation, ScanRun, StatusDaily
 from cctv_monitor.scanning import (
     ScanAlreadyRunning,
     ScanTargetError,
@@ -159,6 +159,28 @@ def test_offline_then_back_online_alerts_on_changes_only(app, session, project):
     assert session.get(Device, cam.id).status == "compliant"
     assert [a.kind for a in session.scalars(select(AlertEvent).where(AlertEvent.scan_run_id == run4))] == ["online"]
     assert session.get(ScanRun, run2).counts["offline"] == 1
+
+
+def _today_snapshot(session) -> dict[str, int]:
+    from datetime import date
+
+    session.expire_all()
+    rows = session.scalars(select(StatusDaily).where(StatusDaily.day == date.today()))
+    out: dict[str, int] = {}
+    for row in rows:
+        out[row.status] = out.get(row.status, 0) + row.count
+    return out
+
+
+def test_every_scan_replaces_todays_status_snapshot(app, session, project):
+    """The dashboard trend reads status_daily; each finished scan rewrites today's row set from the devices."""
+    _scan(app, [make_obs(h) for h in HOSTS])
+    assert _today_snapshot(session) == {"compliant": 3}
+    _scan(app, [make_obs("127.0.1.11", status=ProbeStatus.UNREACHABLE), make_obs("127.0.1.12", width=1280,
+                                                                                  height=720), make_obs("127.0.1.13")])
+    assert _today_snapshot(session) == {"compliant": 1, "non_compliant": 1, "offline": 1}
+    rows = session.scalars(select(StatusDaily)).all()
+    assert {r.project_id for r in rows} == {project.id} and len(rows) == 3  # replaced, not added to
 
 
 def test_unreachable_device_and_hostile_strings(app, session, project):

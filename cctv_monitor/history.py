@@ -1,8 +1,9 @@
 """The per-day status summary behind the compliance trend (table ``status_daily``).
 
-Integration point for the scan pipeline: call :func:`record_daily_status` with the scan's session after
-the device statuses of a run are committed. It replaces the snapshot of that day, so several scans a day
-leave one row per (agency, project, status) and the trend never reads the observation history.
+The scan pipeline (:mod:`cctv_monitor.scanning`) calls :func:`record_daily_status` after the device statuses
+of a run are committed; the dashboard only reads the table. Each call replaces the snapshot of that day, so
+several scans a day leave one row per (agency, project, status) and the trend never reads the observation
+history.
 """
 
 from __future__ import annotations
