@@ -278,7 +278,7 @@ def main() -> int:
           "cameras on the same machine", flush=True)
     labels = {"scan": f"scan: probe_many ONVIF + stream ({args.workers} workers)",
               "streams": f"stream checks only ({args.workers} threads)",
-              "locked": f"stream checks, OpenCV open lock on ({args.workers} threads, before)",
+              "locked": "stream checks, OpenCV open lock (before)",
               "sequential": "baseline: one check at a time"}
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="cctv-stream-bench-") as tmp, Fleet(args.n, Path(tmp)) as fleet:
