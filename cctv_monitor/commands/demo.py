@@ -38,6 +38,12 @@ def register(group: AppGroup) -> None:
         from cctv_monitor.scheduler import init_scheduler, schedules_from_config, shutdown_scheduler
         from cctv_monitor.simulator.testing import running_fleet
 
+        from cctv_monitor.wsgi import ServeError, check_port_free, serve_app
+
+        try:
+            check_port_free("127.0.0.1", port)
+        except ServeError as exc:
+            raise click.ClickException(str(exc)) from None
         app = current_app._get_current_object()
         database = get_db(app)
         config_dir = Path(app.config["CONFIG_DIR"])
@@ -76,13 +82,14 @@ def register(group: AppGroup) -> None:
             scheduler = init_scheduler(app, force=True)
             click.echo(f"Rescan every {rescan_minutes} min: "
                        f"{'on' if scheduler else 'off (another process holds the scheduler)'}")
-            click.echo(f"Dashboard: http://127.0.0.1:{port}/  log in as user 'demo' with password '{password}' "
-                       "(Ctrl-C stops the dashboard, the scheduler and the fleet).")
-            try:
-                # Flask's app.run() refuses to start inside the flask CLI, so call werkzeug directly.
-                from werkzeug.serving import run_simple
+            def ready(url: str) -> None:
+                click.echo(f"Dashboard: {url}  log in as user 'demo' with password '{password}' "
+                           "(Ctrl-C stops the dashboard, the scheduler and the fleet).")
 
-                run_simple("127.0.0.1", port, app, threaded=True, use_reloader=False, use_debugger=False)
+            try:
+                serve_app(app, "127.0.0.1", port, on_ready=ready)
+            except ServeError as exc:
+                raise click.ClickException(str(exc)) from None
             finally:
                 shutdown_scheduler(app)
         click.echo("Demo stopped.")

@@ -35,12 +35,12 @@ def register(group: AppGroup) -> None:
                        err=True)
         elif started is not None:
             click.echo(f"Scheduler: on, {len(started.get_jobs())} scheduled scan(s).", err=True)
-        try:
-            # No production WSGI server is pinned yet; Flask's threaded server is the stated stop-gap.
-            # Flask's app.run() refuses to start inside the flask CLI, so call werkzeug directly.
-            from werkzeug.serving import run_simple
+        from cctv_monitor.wsgi import ServeError, serve_app
 
-            run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+        try:
+            serve_app(app, host, port, on_ready=lambda url: click.echo(f"Dashboard: {url} (Ctrl-C stops)", err=True))
+        except ServeError as exc:
+            raise click.ClickException(str(exc)) from None
         finally:
             shutdown_scheduler(app)
 
