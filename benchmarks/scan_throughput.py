@@ -1,16 +1,18 @@
 """Benchmark: scan throughput over a simulated fleet, against the onvif-zeep 0.2.12 baseline, in one run.
 
     .venv/bin/python benchmarks/scan_throughput.py [--cameras 1000] [--delay-ms 20] [--baseline-cameras 50]
-                                                   [--phases probe,scan] [--database URL]
+                                                   [--phases probe,scan,record] [--database URL]
 
 1. Starts a simulated fleet of N cameras on loopback (ONVIF only, each request delayed by --delay-ms to stand
    in for the network and the camera's own slowness) in a process of its own, as a real fleet would be.
 2. ``probe`` phase (child process): our probe engine, ``probes.scan.probe_many``, reads every camera (clock,
    identity, services, network interfaces, scopes, NTP, hostname, profiles, stream and snapshot URIs).
-3. ``scan`` phase (child process): the whole scan pipeline, ``cctv_monitor.scanning.run_scan`` over the
+3. ``record`` phase (optional, after ``probe``): the probe phase's observations recorded again through the
+   pipeline without probing (``import_observations``): the database side alone.
+4. ``scan`` phase (child process): the whole scan pipeline, ``cctv_monitor.scanning.run_scan`` over the
    address range: sweep, probe, identity, compliance evaluation and database writes (SQLite in a temporary
    folder unless --database). Checks afterwards that every camera became a device with an observation.
-4. Baseline (child process in ``benchmarks/.venv-baseline``, created on first use with onvif-zeep 0.2.12 from
+5. Baseline (child process in ``benchmarks/.venv-baseline``, created on first use with onvif-zeep 0.2.12 from
    PyPI): one ``ONVIFCamera`` per camera, sequentially, reading the same fields, over the first
    --baseline-cameras cameras (sequential reads take about half a second each, so the whole fleet would take
    many minutes; its rate is per camera and does not depend on the fleet size).
@@ -175,6 +177,8 @@ def child_probe(spec: dict) -> dict:
     observations = probe_many_sync(targets, creds, concurrency=spec["concurrency"])
     wall = time.monotonic() - started
     usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    # The record phase stores exactly these observations again (database cost alone).
+    (Path(spec["workdir"]) / "observations.json").write_text(json.dumps([o.to_dict() for o in observations]))
     ok = sum(1 for o in observations if o.status.value == "ok" and any(p.stream_uri for p in o.profiles))
     errors: dict[str, int] = {}
     for o in observations:
@@ -224,6 +228,35 @@ def child_scan(spec: dict) -> dict:
             "run_state": state, "counts": counts, "database": url.split(":", 1)[0], "ranges": ranges}
 
 
+def child_record(spec: dict) -> dict:
+    """The database side alone: the probe phase's observations recorded by the scan pipeline
+    (``import_observations``: identity, registration, evaluation, findings, one commit per camera)."""
+    from cctv_monitor import create_app
+    from cctv_monitor.db import get_db
+    from cctv_monitor.scanning import import_observations
+    from probes.results import Observation as ProbeObservation
+
+    workdir = Path(spec["workdir"])
+    saved = workdir / "observations.json"
+    if not saved.exists():
+        raise SystemExit("the record phase needs the probe phase first (--phases probe,record)")
+    observations = [ProbeObservation.from_dict(d) for d in json.loads(saved.read_text())]
+    url = spec["database"] or f"sqlite:///{workdir / 'record.sqlite'}"
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "benchmark", "INSTANCE_PATH": str(workdir / "instance"),
+                      "SCHEDULER_ENABLED": False})
+    ranges = ",".join(address_ranges(spec["cameras"]))
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.monotonic()
+    import_observations(app, "range", ranges, observations, deliver_alerts=False)
+    wall = time.monotonic() - started
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    get_db(app).dispose()
+    ok = sum(1 for o in observations if o.status.value == "ok")
+    return {"cameras": len(observations), "ok": ok, "failed": len(observations) - ok, "wall_s": wall,
+            "cpu_s": (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime),
+            "peak_rss_mb": usage1.ru_maxrss / 1024, "database": url.split(":", 1)[0]}
+
+
 # -- report ---------------------------------------------------------------------------------------------------
 
 def line(label: str, fig: dict) -> str:
@@ -241,7 +274,8 @@ def main() -> int:
     parser.add_argument("--delay-ms", type=float, default=20.0, help="simulated delay per request (default 20)")
     parser.add_argument("--baseline-cameras", type=int, default=50,
                         help="cameras the sequential onvif-zeep 0.2.12 baseline reads (default 50; 0 skips it)")
-    parser.add_argument("--phases", default="probe,scan", help="our phases to run: probe, scan (default both)")
+    parser.add_argument("--phases", default="probe,scan", help="our phases to run, in order: probe, scan, record (record stores the probe phase's "
+                             "observations again: the database side alone; default probe,scan)")
     parser.add_argument("--concurrency", type=int, default=64, help="probe concurrency (default 64, as a scan)")
     parser.add_argument("--database", default=None, help="SQLAlchemy URL for the scan phase (default: temp SQLite)")
     parser.add_argument("--profile", action="store_true",
@@ -254,7 +288,7 @@ def main() -> int:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
         phase, spec_path = args.child
         spec = json.loads(Path(spec_path).read_text())
-        func = {"probe": child_probe, "scan": child_scan}[phase]
+        func = {"probe": child_probe, "scan": child_scan, "record": child_record}[phase]
         if spec.get("profile"):
             import cProfile
             import pstats
@@ -269,7 +303,7 @@ def main() -> int:
         print(json.dumps(figures))
         return 0
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
-    if unknown := set(phases) - {"probe", "scan"}:
+    if unknown := set(phases) - {"probe", "scan", "record"}:
         parser.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
     import platform
 
@@ -283,7 +317,8 @@ def main() -> int:
             log(f"running phase {phase} ...")
             results[phase] = run_child(phase, args, cameras, fleet, Path(tmp))
             label = {"probe": "ours: probe engine (probe_many)",
-                     "scan": f"ours: full scan + {results[phase].get('database', 'db')}"}[phase]
+                     "scan": f"ours: full scan + {results[phase].get('database', 'db')}",
+                     "record": f"ours: recording only ({results[phase].get('database', 'db')})"}[phase]
             print(line(label, results[phase]), flush=True)
             for key, count in sorted(results[phase].get("errors", {}).items()):
                 print(f"    {count} x {key}")
@@ -302,7 +337,7 @@ def main() -> int:
     if "baseline" in results:
         base = results["baseline"]
         base_rate = base["cameras"] / base["wall_s"]
-        for phase in phases:
+        for phase in [p for p in phases if p != "record"]:
             fig = results[phase]
             rate = fig["cameras"] / fig["wall_s"]
             print(f"ratio {phase} / baseline: {rate / base_rate:.1f}x cameras per second, "
