@@ -88,6 +88,22 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password)
 
 
+def save_user(session: Session, username: str, *, password: str, role: str, agency_id: int | None = None,
+              language: str = "th") -> bool:
+    """Create ``username`` or reset its password, role, agency and language (and re-activate it).
+
+    Returns True when the user was created. Used by ``users add`` and by the demo.
+    """
+    row = session.scalar(select(User).where(User.username == username))
+    created = row is None
+    if row is None:
+        row = User(username=username)
+        session.add(row)
+    row.password_hash = hash_password(password)
+    row.role, row.agency_id, row.language, row.active = role, agency_id, language, True
+    return created
+
+
 def check_login(session: Session, username: str, password: str) -> User | None:
     """The active user with this username and password, else None (constant work either way)."""
     row = session.scalar(select(User).where(User.username == username))

@@ -29,14 +29,14 @@ def register(group: AppGroup) -> None:
         commands (``cctv-monitor devices``) see the same data while it runs. Ctrl-C stops everything.
         """
         from sqlalchemy import select
-        from werkzeug.security import generate_password_hash
 
         from cctv_monitor.db import get_db
-        from cctv_monitor.models import Agency, User
+        from cctv_monitor.models import Agency
         from cctv_monitor.registry import import_path
         from cctv_monitor.scanning import mark_dead_runs_interrupted, run_scan
         from cctv_monitor.scheduler import init_scheduler, schedules_from_config, shutdown_scheduler
         from cctv_monitor.simulator.testing import running_fleet
+        from dashboards.security import save_user
 
         from cctv_monitor.wsgi import ServeError, check_port_free, serve_app
 
@@ -75,10 +75,7 @@ def register(group: AppGroup) -> None:
                 schedules_from_config(session, [{"agency": code, "interval_minutes": rescan_minutes,
                                                  "streams": False} for code in agencies], source="demo")
                 password = secrets.token_urlsafe(9)
-                user = session.scalars(select(User).where(User.username == "demo")).first() or User(username="demo")
-                user.password_hash = generate_password_hash(password)
-                user.role, user.language, user.active = "admin", "th", True
-                session.add(user)
+                save_user(session, "demo", password=password, role="admin", language="th")
             scheduler = init_scheduler(app, force=True)
             click.echo(f"Rescan every {rescan_minutes} min: "
                        f"{'on' if scheduler else 'off (another process holds the scheduler)'}")

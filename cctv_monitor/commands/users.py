@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 from flask.cli import AppGroup
@@ -11,6 +12,14 @@ from sqlalchemy import select
 from cctv_monitor.db import get_db
 from cctv_monitor.models import Agency, User
 from cctv_monitor.statuses import Role
+
+
+def _existing(session: Any, username: str) -> User:
+    """The user called ``username``, or a usage error naming it."""
+    row = session.scalar(select(User).where(User.username == username))
+    if row is None:
+        raise click.BadParameter(f"no user {username!r}", param_hint="USERNAME")
+    return row
 
 
 def register(group: AppGroup) -> None:
@@ -32,7 +41,7 @@ def register(group: AppGroup) -> None:
         """Create a user (or reset the password, role and agency of an existing one)."""
         from flask import current_app
 
-        from dashboards.security import MIN_PASSWORD_LENGTH, hash_password
+        from dashboards.security import MIN_PASSWORD_LENGTH, save_user
 
         if password_stdin == (password is not None):
             raise click.UsageError("give exactly one of --password-stdin or --password")
@@ -53,14 +62,9 @@ def register(group: AppGroup) -> None:
                     known = ", ".join(session.scalars(select(Agency.code).order_by(Agency.code))) or "none yet"
                     raise click.BadParameter(f"no agency {agency_code!r} (known: {known})", param_hint="--agency")
                 agency_id = agency.id
-            row = session.scalar(select(User).where(User.username == username))
-            verb = "updated"
-            if row is None:
-                row = User(username=username)
-                session.add(row)
-                verb = "created"
-            row.password_hash = hash_password(password)
-            row.role, row.agency_id, row.language, row.active = role, agency_id, language, True
+            created = save_user(session, username, password=password, role=role, agency_id=agency_id,
+                                language=language)
+        verb = "created" if created else "updated"
         click.echo(f"User {username} {verb} (role {role}{', agency ' + agency_code if agency_code else ''}).")
 
     @users.command("token")
@@ -72,9 +76,7 @@ def register(group: AppGroup) -> None:
         from dashboards.security import hash_token, new_token
 
         with get_db(current_app).session_scope() as session:
-            row = session.scalar(select(User).where(User.username == username))
-            if row is None:
-                raise click.BadParameter(f"no user {username!r}", param_hint="USERNAME")
+            row = _existing(session, username)
             value = new_token()
             row.api_token_hash = hash_token(value)
         click.echo(value)
@@ -97,9 +99,7 @@ def register(group: AppGroup) -> None:
         from flask import current_app
 
         with get_db(current_app).session_scope() as session:
-            row = session.scalar(select(User).where(User.username == username))
-            if row is None:
-                raise click.BadParameter(f"no user {username!r}", param_hint="USERNAME")
+            row = _existing(session, username)
             row.active = False
             row.api_token_hash = None
         click.echo(f"User {username} deactivated.")
