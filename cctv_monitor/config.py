@@ -36,6 +36,10 @@ class Config:
     PROBE_TIMEOUT_S = 5.0
     PROBE_CONCURRENCY = 64
     PROBE_PER_HOST_LIMIT = 2
+    # Stream checks at once: each holds an RTSP session and ~20 MB while it samples 2 s of real-time video,
+    # so 12 reach ~5 streams/s on 2 cores at ~400 MB (benchmarks/stream_checks.py).
+    STREAM_WORKERS = 12
+    STREAM_TIMEOUT_S = 10.0
     SCHEDULER_ENABLED = False  # `serve` and `worker` turn it on
     TESTING = False
 
@@ -58,6 +62,8 @@ _ENV_TYPES: dict[str, type] = {
     "PROBE_TIMEOUT_S": float,
     "PROBE_CONCURRENCY": int,
     "PROBE_PER_HOST_LIMIT": int,
+    "STREAM_WORKERS": int,
+    "STREAM_TIMEOUT_S": float,
     "SCHEDULER_ENABLED": bool,
 }
 
@@ -94,8 +100,9 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError(f"DEFAULT_LANGUAGE={config.get('DEFAULT_LANGUAGE')!r}: expected 'th' or 'en'")
     if not Path(config["CONFIG_DIR"]).is_dir():
         raise ConfigError(f"CONFIG_DIR={config['CONFIG_DIR']!r}: not a directory")
-    for name in ("PROBE_CONCURRENCY", "PROBE_PER_HOST_LIMIT"):
+    for name in ("PROBE_CONCURRENCY", "PROBE_PER_HOST_LIMIT", "STREAM_WORKERS"):
         if int(config.get(name, 1)) < 1:
             raise ConfigError(f"{name}={config.get(name)!r}: must be at least 1")
-    if float(config.get("PROBE_TIMEOUT_S", 1)) <= 0:
-        raise ConfigError(f"PROBE_TIMEOUT_S={config.get('PROBE_TIMEOUT_S')!r}: must be positive")
+    for name in ("PROBE_TIMEOUT_S", "STREAM_TIMEOUT_S"):
+        if float(config.get(name, 1)) <= 0:
+            raise ConfigError(f"{name}={config.get(name)!r}: must be positive")

@@ -26,8 +26,10 @@ LOGGER = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int, Observation], None]
 CredentialSource = Sequence[Credential] | Callable[[Target], Sequence[Credential]]
 
-#: Stream checks at once by default: each holds an FFmpeg session and decodes a few frames.
-DEFAULT_STREAM_WORKERS = 8
+#: Stream checks at once by default: each holds an FFmpeg session (~20 MB) and samples 2 s of video that
+#: arrives in real time, so throughput is about workers / 2.1 s; 12 give ~5 streams/s on 2 cores using
+#: ~0.08 CPU-s per stream (benchmarks/stream_checks.py).
+DEFAULT_STREAM_WORKERS = 12
 
 
 async def probe_many(targets: Iterable[Target], credentials: CredentialSource, *, concurrency: int = 64,

@@ -86,6 +86,14 @@ def image_checks(first: np.ndarray, last: np.ndarray | None) -> ImageChecks:
     return ImageChecks(black=black, frozen=frozen, low_detail=low_detail)
 
 
+def _shrink(frame: np.ndarray, width: int = 320) -> np.ndarray:
+    """A copy of ``frame`` at most ``width`` pixels wide (what the image checks and the thumbnail use)."""
+    h, w = frame.shape[:2]
+    if w <= width:
+        return frame.copy()
+    return cv2.resize(frame, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+
+
 def _small_grey(frame: np.ndarray) -> np.ndarray:
     h, w = frame.shape[:2]
     scale = 320 / w if w > 320 else 1.0
@@ -138,7 +146,10 @@ def check_stream(uri: str, *, username: str | None, password: str | None, profil
 def _measure(uri: str, shown: str, username: str | None, password: str | None, token: str, sample_s: float,
              timeout_s: float, thumbnail: bool, started: float) -> StreamCheck:
     timeout_ms = int(timeout_s * 1000)
-    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, min(timeout_ms, 5000)]
+    # One decoder thread: FFmpeg's default (one per core, each with its own frame buffers) costs memory and
+    # CPU that parallel checks need more; a check decodes only half a second of video.
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, min(timeout_ms, 5000),
+              cv2.CAP_PROP_N_THREADS, 1]
     cap = cv2.VideoCapture(with_credentials(uri, username, password), cv2.CAP_FFMPEG, params)
     try:
         if not cap.isOpened():
@@ -158,15 +169,21 @@ def _measure(uri: str, shown: str, username: str | None, password: str | None, t
         if not width or not height:
             height, width = frame.shape[:2]
         stamps = [cap.get(cv2.CAP_PROP_POS_MSEC)]
-        first, last = frame, None
+        # Only small copies are kept (the checks and the thumbnail need no more) and every frame is decoded
+        # into the same buffer: full 1080p frames are 6 MB each and a scan runs many checks at once.
+        first, last = _shrink(frame), None
+        decoded = 1
         # Decode a short stretch for the image checks ...
         while (len(stamps) < MAX_DECODED_FRAMES and stamps[-1] - stamps[0] < DECODE_WINDOW_S * 1000
                and time.monotonic() < deadline):
-            ok, frame = cap.read()
-            if not ok:
+            ok, out = cap.read(frame)
+            if not ok or out is None:
                 break
-            last = frame
+            frame, decoded = out, decoded + 1
             stamps.append(cap.get(cv2.CAP_PROP_POS_MSEC))
+        if decoded > 1:
+            last = _shrink(frame)
+        del frame
         # ... then count packets without decoding them (raw mode) for fps and bitrate.
         raw_bytes, raw_first = 0, None
         stalled = False

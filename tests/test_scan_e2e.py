@@ -41,6 +41,8 @@ def expected(streams: bool) -> dict[str, tuple[str, set[str]]]:
     result = {}
     for cam in DEMO["cameras"]:
         exp = cam["expect"]
+        if not streams and "without_streams" in exp:
+            exp = exp["without_streams"]
         rules = set(exp.get("rules") or [])
         status = exp["status"]
         if not streams and rules and all(r.startswith(STREAM_RULES) for r in rules):
@@ -177,3 +179,25 @@ def test_demo_fleet_scan_drift_and_offline_alert(app, session, runner, webhook):
     assert {"address", "manufacturer", "model", "serial", "status", "project", "findings"} <= set(items[0])
     table = runner.invoke(cli, args=["devices", "--agency", "pongpha-sao"])
     assert table.exit_code == 0 and table.output.count("127.77.4.") == 7 and "bitrate" in table.output
+
+
+@pytest.mark.rtsp
+def test_demo_fleet_scan_with_streams_finds_what_only_the_stream_shows(app, session, runner):
+    """`scan --streams` over the real RTSP streams: every camera ends as its fleet entry expects, including
+    the finding only a measurement can make (127.0.1.17 claims 1920x1080 but streams 1280x720)."""
+    from cctv_monitor.simulator.rtsp import rtsp_unavailable_reason
+    from cctv_monitor.simulator.testing import running_fleet
+
+    reason = rtsp_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with running_fleet(moved_fleet(), streams=True) as fleet:
+        assert fleet.streams, fleet.streams_reason
+        import_demo_projects(app, session, {cam.port for cam in fleet})
+        for agency in ("maesai-mun", "wiangphangkham-mun", "pongpha-sao"):
+            result = runner.invoke(cli, args=["scan", "--agency", agency, "--streams", "--no-progress"])
+            assert result.exit_code == 0, result.output
+    state = _state(session)
+    _check_against_fleet(state, streams=True)
+    liar = PREFIX_TO + "1.17"
+    assert state[liar][0] == "non_compliant" and "stream_resolution" in state[liar][1]
