@@ -1,6 +1,6 @@
 """Benchmark: RTSP stream checks per second over simulated 1080p H.264 cameras, against one-at-a-time checks.
 
-    .venv/bin/python benchmarks/stream_checks.py [N=16] [--workers 8] [--sample-s 2.0] [--baseline-streams 6]
+    .venv/bin/python benchmarks/stream_checks.py [N=48] [--workers 8] [--sample-s 2.0] [--baseline-streams 6]
                                                  [--phases scan,streams,locked,sequential]
 
 1. Starts N simulated cameras (``generate_fleet``, every main stream 1920x1080 H.264 25 fps 4 Mbit/s, served by
@@ -247,7 +247,7 @@ def main() -> int:
     from probes.scan import DEFAULT_STREAM_WORKERS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("n", nargs="?", type=int, default=16, help="simulated cameras (default 16)")
+    parser.add_argument("n", nargs="?", type=int, default=48, help="simulated cameras (default 48)")
     parser.add_argument("--workers", type=int, default=DEFAULT_STREAM_WORKERS,
                         help=f"stream checks at once (default {DEFAULT_STREAM_WORKERS}, probes.scan's default)")
     parser.add_argument("--sample-s", type=float, default=2.0, help="seconds of video each check samples (2.0)")
