@@ -354,7 +354,7 @@ class ScanRecorder:
     observations), so recording a camera costs only its own inserts and one commit (no N+1 queries).
     """
 
-    def __init__(self, session: Session, run: ScanRun, scope: ScanScope) -> None:
+    def __init__(self, session: Session, run: ScanRun, scope: ScanScope, *, keep_results: bool = True) -> None:
         """Load the indexes for ``run`` over ``scope``."""
         self.session = session
         self.run = run
@@ -392,7 +392,17 @@ class ScanRecorder:
         self.specs: dict[int | None, Spec] = {}
         self.seen_this_run: dict[int, str] = {}  # device id -> address it answered at
         self.mac_claims: dict[str, tuple[int, str]] = {}  # mac -> (device id, address) in this run
+        # Full per-camera results only when the caller wants them (``check``, tests): at 10,000 cameras they
+        # would hold every observation in memory; the project counts need only this counter.
+        self.keep_results = keep_results
         self.results: list[Recorded] = []
+        self.answered_by_project: dict[int | None, int] = {}
+
+    def _done(self, result: Recorded, answered: bool) -> None:
+        if answered:
+            self.answered_by_project[result.project_id] = self.answered_by_project.get(result.project_id, 0) + 1
+        if self.keep_results:
+            self.results.append(result)
 
     # indexes
     def _index(self, device: Device) -> None:
@@ -593,7 +603,7 @@ class ScanRecorder:
         session.commit()
         self._after_commit(device, macs, obs, row)
         result = Recorded(obs, device.id, status.value, findings, device.project_id, registered)
-        self.results.append(result)
+        self._done(result, answered=obs.status not in SILENT)
         return result
 
     def record_silent(self, obs: ObsData) -> Recorded | None:
@@ -617,7 +627,7 @@ class ScanRecorder:
         self.session.commit()
         self.seen_this_run.setdefault(device.id, obs.address)
         result = Recorded(obs, device.id, status.value, findings, device.project_id, device.registered)
-        self.results.append(result)
+        self._done(result, answered=False)
         return result
 
     def _observation_row(self, obs: ObsData, device_id: int, now: datetime) -> Observation:
@@ -787,7 +797,7 @@ class ScanRecorder:
         """Count shortfall of the project (approved cameras vs registered cameras that answered)."""
         now = utcnow()
         spec = self.spec_for(project)
-        found = sum(1 for r in self.results if r.project_id == project.id and r.obs.status not in SILENT)
+        found = self.answered_by_project.get(project.id, 0)
         results = evaluate_project(spec, approved_count=project.approved_count or 0, found_count=found)
         existing = {(f.rule_id, f.subject): f for f in self.session.scalars(
             select(Finding).where(Finding.project_id == project.id, Finding.device_id.is_(None),
@@ -987,7 +997,7 @@ def _execute(app: Flask, run_id: int, *, with_streams: bool, credentials: Sequen
                               default_ports=app.config.get("ONVIF_PORTS") or [80])
         if default_project:
             scope.default_project = session.scalar(select(Project).where(Project.code == default_project))
-        recorder = ScanRecorder(session, run, scope)
+        recorder = ScanRecorder(session, run, scope, keep_results=results is not None)
         if observations is not None:
             # Observations made elsewhere (a field laptop's JSON, tests): same recording, no probing.
             given = list(observations)
