@@ -37,78 +37,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from fleet_process import FleetProcess, log  # benchmarks/ is on sys.path when a script here runs
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 BASELINE_VENV = HERE / ".venv-baseline"
 BASELINE_REQUIREMENT = "onvif-zeep==0.2.12"
 FLEET_BASE = "127.64.0.0"  # away from the demo (127.0.x) and the tests (127.1.x, 127.0.5.x)
-CPU_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def log(message: str) -> None:
-    """Progress on stderr, figures on stdout."""
-    print(message, file=sys.stderr, flush=True)
-
-
-def proc_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a running process (its threads included)."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CPU_TICKS
-
-
-def proc_rss_mb(pid: int) -> float:
-    """Current resident set size of a process in MB."""
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-class Fleet:
-    """The simulated fleet in its own process (``python -m cctv_monitor.simulator.launcher``)."""
-
-    def __init__(self, n: int, delay_ms: float, workdir: Path) -> None:
-        from cctv_monitor.simulator.fleet import generate_fleet
-
-        self.path = workdir / "fleet.yaml"
-        # JSON is YAML; the launcher reads it with its usual loader.
-        self.path.write_text(json.dumps(generate_fleet(n, base=FLEET_BASE, delay_ms=delay_ms, name="benchmark")))
-        self.n = n
-        self.cameras: list[dict] = []
-        self.proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> "Fleet":
-        started = time.monotonic()
-        self.proc = subprocess.Popen([sys.executable, "-m", "cctv_monitor.simulator.launcher", "--fleet",
-                                      str(self.path), "--json", "--no-streams"], cwd=REPO, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            data = json.loads(line)
-            if data.get("ready"):
-                break
-            self.cameras.append(data)
-        else:
-            raise RuntimeError(f"the simulated fleet exited with status {self.proc.wait()} before it was ready")
-        log(f"fleet: {len(self.cameras)} cameras ready in {time.monotonic() - started:.1f} s "
-            f"(pid {self.proc.pid}, {proc_rss_mb(self.proc.pid):.0f} MB)")
-        return self
-
-    def cpu_s(self) -> float:
-        """CPU seconds the fleet process has used so far."""
-        assert self.proc is not None
-        return proc_cpu_s(self.proc.pid)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def address_ranges(cameras: list[dict]) -> list[str]:
@@ -118,19 +53,25 @@ def address_ranges(cameras: list[dict]) -> list[str]:
     return [str(net) for net in sorted(nets)]
 
 
-def run_child(phase: str, args: argparse.Namespace, cameras: list[dict], fleet: Fleet, workdir: Path) -> dict:
+def fleet_cpu(fleet: FleetProcess) -> float:
+    """CPU seconds the fleet process has used so far."""
+    return fleet.cpu_s()[0]
+
+
+def run_child(phase: str, args: argparse.Namespace, cameras: list[dict], fleet: FleetProcess,
+              workdir: Path) -> dict:
     """Run one phase in a fresh process (so its CPU and peak RSS are its own); return its figures."""
     spec = workdir / f"{phase}.json"
     spec.write_text(json.dumps({"cameras": cameras, "database": args.database, "workdir": str(workdir),
                                 "concurrency": args.concurrency,
                                 "profile": args.profile}))
-    fleet_cpu0 = fleet.cpu_s()
+    fleet_cpu0 = fleet_cpu(fleet)
     proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", phase, str(spec)], cwd=REPO,
                           stdout=subprocess.PIPE, text=True, timeout=3600)
     if proc.returncode != 0:
         raise RuntimeError(f"phase {phase} failed with exit status {proc.returncode}")
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
-    figures["fleet_cpu_s"] = fleet.cpu_s() - fleet_cpu0
+    figures["fleet_cpu_s"] = fleet_cpu(fleet) - fleet_cpu0
     return figures
 
 
@@ -149,18 +90,18 @@ def ensure_baseline_venv() -> Path:
     return python
 
 
-def run_baseline(cameras: list[dict], fleet: Fleet) -> dict:
+def run_baseline(cameras: list[dict], fleet: FleetProcess) -> dict:
     """onvif-zeep 0.2.12, sequential, one ONVIFCamera per camera."""
     python = ensure_baseline_venv()
     payload = json.dumps([{"host": c["host"], "port": c["port"], "username": c["username"],
                            "password": c["password"]} for c in cameras])
-    fleet_cpu0 = fleet.cpu_s()
+    fleet_cpu0 = fleet_cpu(fleet)
     proc = subprocess.run([str(python), str(HERE / "baseline_onvif_zeep.py")], input=payload, cwd=HERE,
                           stdout=subprocess.PIPE, text=True, timeout=3600)
     if proc.returncode != 0:
         raise RuntimeError(f"the baseline failed with exit status {proc.returncode}")
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
-    figures["fleet_cpu_s"] = fleet.cpu_s() - fleet_cpu0
+    figures["fleet_cpu_s"] = fleet_cpu(fleet) - fleet_cpu0
     return figures
 
 
@@ -229,7 +170,6 @@ def child_library(spec: dict) -> dict:
             await c.close()
 
     async def run_all() -> None:
-        nonlocal ok
         sem = asyncio.Semaphore(spec["concurrency"])
 
         async def guarded(cam: dict) -> None:
@@ -377,8 +317,10 @@ def main() -> int:
     print(f"scan throughput: {args.cameras} simulated cameras, {args.delay_ms:g} ms per request, "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}, fleet on the same machine")
     results: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory(prefix="cctv-bench-") as tmp, Fleet(args.cameras, args.delay_ms,
-                                                                          Path(tmp)) as fleet:
+    from cctv_monitor.simulator.fleet import generate_fleet
+
+    fleet_map = generate_fleet(args.cameras, base=FLEET_BASE, delay_ms=args.delay_ms, name="benchmark")
+    with tempfile.TemporaryDirectory(prefix="cctv-bench-") as tmp, FleetProcess(fleet_map, Path(tmp)) as fleet:
         cameras = fleet.cameras
         for phase in phases:
             log(f"running phase {phase} ...")

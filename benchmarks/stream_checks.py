@@ -35,96 +35,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from fleet_process import FleetProcess, log  # benchmarks/ is on sys.path when a script here runs
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 FLEET_BASE = "127.66.0.0"  # away from the demo (127.0.x), the tests (127.0.x, 127.1.x) and the scan benchmark
-CPU_TICKS = os.sysconf("SC_CLK_TCK")
 MAIN = "Profile_1"  # generate_fleet's main stream: 1920x1080 H.264 (media2_every=0: no H.265 cameras)
 PHASES = ("scan", "streams", "locked", "sequential")
 
 
-def log(message: str) -> None:
-    """Progress on stderr, figures on stdout."""
-    print(message, file=sys.stderr, flush=True)
-
-
-def proc_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a running process (its threads included); 0 when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CPU_TICKS
-
-
-def children_of(pid: int) -> list[int]:
-    """Process ids whose parent is ``pid``."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(entry))
-            except (OSError, ValueError, IndexError):
-                continue
-    return out
-
-
-class Fleet:
-    """The simulated fleet with streams in its own process (``python -m cctv_monitor.simulator.launcher``)."""
-
-    def __init__(self, n: int, workdir: Path) -> None:
-        from cctv_monitor.simulator.fleet import generate_fleet
-
-        self.path = workdir / "fleet.json"
-        self.path.write_text(json.dumps(generate_fleet(n, base=FLEET_BASE, media2_every=0, name="stream-bench")))
-        self.cameras: list[dict] = []
-        self.proc: subprocess.Popen | None = None
-        self.rtsp_pid: int | None = None
-
-    def __enter__(self) -> "Fleet":
-        started = time.monotonic()
-        self.proc = subprocess.Popen([sys.executable, "-m", "cctv_monitor.simulator.launcher", "--fleet",
-                                      str(self.path), "--json"], cwd=REPO, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            data = json.loads(line)
-            if data.get("ready"):
-                if not data.get("streams"):
-                    self.__exit__()
-                    raise RuntimeError(f"the fleet serves no streams: {data.get('streams_reason')}")
-                break
-            self.cameras.append(data)
-        else:
-            raise RuntimeError(f"the simulated fleet exited with status {self.proc.wait()} before it was ready")
-        servers = [pid for pid in children_of(self.proc.pid)
-                   if b"gst_rtsp_server" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-        self.rtsp_pid = servers[0] if servers else None
-        log(f"fleet: {len(self.cameras)} cameras with streams ready in {time.monotonic() - started:.1f} s "
-            f"(ONVIF pid {self.proc.pid}, RTSP server pid {self.rtsp_pid})")
-        return self
-
-    def cpu_s(self) -> tuple[float, float]:
-        """CPU seconds used so far by the ONVIF process and by the RTSP server."""
-        assert self.proc is not None
-        return proc_cpu_s(self.proc.pid), proc_cpu_s(self.rtsp_pid) if self.rtsp_pid else 0.0
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc is not None and self.proc.stdout:
-            self.proc.stdout.close()
-
-
-def run_child(phase: str, args: argparse.Namespace, cameras: list[dict], fleet: Fleet, workdir: Path) -> dict:
+def run_child(phase: str, args: argparse.Namespace, cameras: list[dict], fleet: FleetProcess, workdir: Path) -> dict:
     """Run one phase in a fresh process; return its figures plus the simulator's CPU during it."""
     spec = workdir / f"{phase}.json"
     spec.write_text(json.dumps({"cameras": cameras, "workers": args.workers, "sample_s": args.sample_s,
@@ -280,8 +200,12 @@ def main() -> int:
               "streams": f"stream checks only ({args.workers} threads)",
               "locked": "stream checks, OpenCV open lock (before)",
               "sequential": "baseline: one check at a time"}
+    from cctv_monitor.simulator.fleet import generate_fleet
+
     results: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory(prefix="cctv-stream-bench-") as tmp, Fleet(args.n, Path(tmp)) as fleet:
+    with tempfile.TemporaryDirectory(prefix="cctv-stream-bench-") as tmp, FleetProcess(
+            generate_fleet(args.n, base=FLEET_BASE, media2_every=0, name="stream-bench"), Path(tmp),
+            streams=True) as fleet:
         for phase in phases:
             cameras = fleet.cameras[:args.baseline_streams] if phase == "sequential" else fleet.cameras
             log(f"running phase {phase} over {len(cameras)} streams ...")
