@@ -1,0 +1,48 @@
+"""The benchmark scripts run end to end on a small fleet (their figures are read by people, not asserted:
+speed targets live in the scripts' output, never in timed tests)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _run(*args: str) -> str:
+    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=600,
+                            cwd=BENCH.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_scan_throughput_benchmark_runs_every_phase_and_the_baseline():
+    """Every phase reads all 12 cameras; the onvif-zeep 0.2.12 baseline runs in its own venv (created on
+    first use from the package registry) and the ratios are printed."""
+    out = _run(str(BENCH / "scan_throughput.py"), "--cameras", "12", "--delay-ms", "5", "--baseline-cameras", "2",
+               "--phases", "probe,record,scan,library")
+    for label in ("probe engine", "recording only", "full scan", "onvif-zeep-async as documented"):
+        line = next(li for li in out.splitlines() if label in li)
+        assert re.search(r"\b12 cameras\s+12 ok\b", line), line
+    assert "12 devices, 12 observations stored" in out
+    assert re.search(r"onvif-zeep 0\.2\.12 \(seq\.\)\s+2 cameras\s+2 ok", out), out
+    assert re.search(r"ratio scan / baseline: [\d.]+x cameras per second", out), out
+
+
+@pytest.mark.rtsp
+def test_stream_check_benchmark_measures_every_stream():
+    from cctv_monitor.simulator.rtsp import rtsp_unavailable_reason
+
+    reason = rtsp_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    out = _run(str(BENCH / "stream_checks.py"), "3", "--sample-s", "1", "--baseline-streams", "1",
+               "--phases", "scan,sequential")
+    assert re.search(r"3 streams\s+3 ok \(3 at 1920x1080 H264\), ONVIF 3/3 ok", out), out
+    assert re.search(r"1 streams\s+1 ok", out), out
+    assert "ratio scan / sequential" in out
