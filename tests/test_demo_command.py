@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.slow
+EXE = Path(sys.executable).with_name("cctv-monitor")
 
 
 def _free_port() -> int:
@@ -22,42 +24,74 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ, CCTV_INSTANCE_PATH=str(tmp_path / "instance"))
+    env.pop("CCTV_DATABASE_URL", None)
+    return env
+
+
+def _start(tmp_path: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([str(EXE), *args], env=_env(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_line(proc: subprocess.Popen, prefix: str, timeout_s: float) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith(prefix):
+            return lines
+    pytest.fail(f"no line starting with {prefix!r}:\n" + "".join(lines))
+
+
+def _wait_for_page(url: str) -> None:
+    for _ in range(100):
+        try:
+            with urllib.request.urlopen(url, timeout=5) as reply:
+                assert reply.status == 200
+                return
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"{url} did not answer")
+
+
+def _closed(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return True
+    return False
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
 def test_demo_serves_scanned_data_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     """The demo prints a log-in line, serves the log-in page, shows devices to the CLI, and exits on SIGINT."""
     port = _free_port()
-    env = dict(os.environ, CCTV_INSTANCE_PATH=str(tmp_path / "instance"))
-    env.pop("CCTV_DATABASE_URL", None)
-    exe = Path(sys.executable).with_name("cctv-monitor")
-    proc = subprocess.Popen([str(exe), "demo", "--no-streams", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
+    proc = _start(tmp_path, "demo", "--no-streams", "--port", str(port))
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("Dashboard:"):
-                break
-        assert any(line.startswith("Dashboard:") for line in lines), "".join(lines)
+        lines = _wait_for_line(proc, "Dashboard:", 120)
         assert "user 'demo' with password" in lines[-1]
-        for _ in range(50):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as reply:
-                    assert reply.status == 200
-                    break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("dashboard did not answer")
-        listing = subprocess.run([str(exe), "devices", "--json"], env=env, capture_output=True, text=True,
-                                 timeout=60)
+        _wait_for_page(f"http://127.0.0.1:{port}/login")
+        listing = subprocess.run([str(EXE), "devices", "--json"], env=_env(tmp_path), capture_output=True,
+                                 text=True, timeout=60)
         assert listing.returncode == 0, listing.stderr
-        import json
-
-        devices = json.loads(listing.stdout)
-        statuses = {d["address"].split(":")[0]: d["status"] for d in devices}
+        statuses = {d["address"].split(":")[0]: d["status"] for d in json.loads(listing.stdout)}
         assert statuses["127.0.1.11"] == "compliant"
         assert statuses["127.0.1.13"] == "non_compliant"
         assert statuses["127.0.1.30"] == "unregistered"
@@ -66,21 +100,49 @@ def test_demo_serves_scanned_data_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, rest
     assert "Demo stopped." in rest
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    assert _closed("127.0.0.1", port)
+
+
+def test_demo_with_streams_measures_them_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    """The README's first command as it runs by default (with RTSP streams): the stream-only finding is
+    there, and Ctrl-C ends the RTSP server process and frees the dashboard, ONVIF and RTSP ports."""
+    from cctv_monitor.simulator.rtsp import rtsp_unavailable_reason
+
+    reason = rtsp_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    port = _free_port()
+    proc = _start(tmp_path, "demo", "--port", str(port))
+    children: list[int] = []
+    try:
+        lines = _wait_for_line(proc, "Dashboard:", 240)
+        assert not any("RTSP streams are off" in line for line in lines), "".join(lines)
+        children = _children(proc.pid)
+        assert children, "the RTSP server subprocess is missing"
+        _wait_for_page(f"http://127.0.0.1:{port}/login")
+        listing = subprocess.run([str(EXE), "devices", "--json"], env=_env(tmp_path), capture_output=True,
+                                 text=True, timeout=60)
+        assert listing.returncode == 0, listing.stderr
+        statuses = {d["address"].split(":")[0]: d["status"] for d in json.loads(listing.stdout)}
+        assert statuses["127.0.1.17"] == "non_compliant"  # claims 1080p, streams 720p: seen only in the stream
+        assert not _closed("127.0.1.17", 8554)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, rest
+    assert "Demo stopped." in rest
+    assert all(not os.path.exists(f"/proc/{pid}") for pid in children), "a child process outlived the demo"
+    assert _closed("127.0.0.1", port) and _closed("127.0.1.17", 8000) and _closed("127.0.1.17", 8554)
 
 
 def test_demo_refuses_a_busy_port_before_starting_anything(tmp_path: Path) -> None:
     """A taken port is reported at once, before the fleet, the import and the scan (minutes on a big box)."""
-    env = dict(os.environ, CCTV_INSTANCE_PATH=str(tmp_path / "instance"))
-    env.pop("CCTV_DATABASE_URL", None)
-    exe = Path(sys.executable).with_name("cctv-monitor")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         started = time.monotonic()
-        result = subprocess.run([str(exe), "demo", "--no-streams", "--port", str(port)], env=env,
+        result = subprocess.run([str(EXE), "demo", "--no-streams", "--port", str(port)], env=_env(tmp_path),
                                 capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
@@ -91,26 +153,14 @@ def test_demo_refuses_a_busy_port_before_starting_anything(tmp_path: Path) -> No
 def test_serve_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
     """`serve` runs the dashboard on waitress (no development-server warning) and SIGTERM ends it cleanly."""
     port = _free_port()
-    env = dict(os.environ, CCTV_INSTANCE_PATH=str(tmp_path / "instance"))
-    env.pop("CCTV_DATABASE_URL", None)
-    exe = Path(sys.executable).with_name("cctv-monitor")
-    proc = subprocess.Popen([str(exe), "serve", "--no-scheduler", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = _start(tmp_path, "serve", "--no-scheduler", "--port", str(port))
     try:
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as reply:
-                    assert reply.status == 200
-                    assert reply.headers["Server"] == "cctv-monitor"
-                    break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("serve did not answer")
+        _wait_for_page(f"http://127.0.0.1:{port}/login")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as reply:
+            assert reply.headers["Server"] == "cctv-monitor"
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert "development server" not in out
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    assert _closed("127.0.0.1", port)
