@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fleet_process import FleetProcess, log  # benchmarks/ is on sys.path when a script here runs
+from harness import FleetProcess, child_main, log  # benchmarks/ is on sys.path when a script here runs
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -53,9 +53,15 @@ def address_ranges(cameras: list[dict]) -> list[str]:
     return [str(net) for net in sorted(nets)]
 
 
-def fleet_cpu(fleet: FleetProcess) -> float:
-    """CPU seconds the fleet process has used so far."""
-    return fleet.cpu_s()[0]
+def measured(what: str, cmd: list[str], fleet: FleetProcess, **kwargs: object) -> dict:
+    """Run ``cmd`` (a child that prints its figures as its last JSON line); add the fleet's CPU meanwhile."""
+    fleet_cpu0 = fleet.cpu_s()[0]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=3600, **kwargs)  # type: ignore[call-overload]
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed with exit status {proc.returncode}")
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    figures["fleet_cpu_s"] = fleet.cpu_s()[0] - fleet_cpu0
+    return figures
 
 
 def run_child(phase: str, args: argparse.Namespace, cameras: list[dict], fleet: FleetProcess,
@@ -63,16 +69,9 @@ def run_child(phase: str, args: argparse.Namespace, cameras: list[dict], fleet: 
     """Run one phase in a fresh process (so its CPU and peak RSS are its own); return its figures."""
     spec = workdir / f"{phase}.json"
     spec.write_text(json.dumps({"cameras": cameras, "database": args.database, "workdir": str(workdir),
-                                "concurrency": args.concurrency,
-                                "profile": args.profile}))
-    fleet_cpu0 = fleet_cpu(fleet)
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", phase, str(spec)], cwd=REPO,
-                          stdout=subprocess.PIPE, text=True, timeout=3600)
-    if proc.returncode != 0:
-        raise RuntimeError(f"phase {phase} failed with exit status {proc.returncode}")
-    figures = json.loads(proc.stdout.strip().splitlines()[-1])
-    figures["fleet_cpu_s"] = fleet_cpu(fleet) - fleet_cpu0
-    return figures
+                                "concurrency": args.concurrency, "profile": args.profile}))
+    return measured(f"phase {phase}", [sys.executable, str(Path(__file__).resolve()), "--child", phase, str(spec)],
+                    fleet, cwd=REPO)
 
 
 def ensure_baseline_venv() -> Path:
@@ -95,14 +94,8 @@ def run_baseline(cameras: list[dict], fleet: FleetProcess) -> dict:
     python = ensure_baseline_venv()
     payload = json.dumps([{"host": c["host"], "port": c["port"], "username": c["username"],
                            "password": c["password"]} for c in cameras])
-    fleet_cpu0 = fleet_cpu(fleet)
-    proc = subprocess.run([str(python), str(HERE / "baseline_onvif_zeep.py")], input=payload, cwd=HERE,
-                          stdout=subprocess.PIPE, text=True, timeout=3600)
-    if proc.returncode != 0:
-        raise RuntimeError(f"the baseline failed with exit status {proc.returncode}")
-    figures = json.loads(proc.stdout.strip().splitlines()[-1])
-    figures["fleet_cpu_s"] = fleet_cpu(fleet) - fleet_cpu0
-    return figures
+    return measured("the baseline", [str(python), str(HERE / "baseline_onvif_zeep.py")], fleet, input=payload,
+                    cwd=HERE)
 
 
 # -- child phases (run in their own process) --------------------------------------------------------------
@@ -290,25 +283,8 @@ def main() -> int:
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        import logging
-
-        logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-        phase, spec_path = args.child
-        spec = json.loads(Path(spec_path).read_text())
-        func = {"probe": child_probe, "scan": child_scan, "record": child_record, "library": child_library}[phase]
-        if spec.get("profile"):
-            import cProfile
-            import pstats
-
-            profiler = cProfile.Profile()
-            figures = profiler.runcall(func, spec)
-            stats = pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime")
-            print(f"--- profile of phase {phase}: top functions by own time ---", file=sys.stderr)
-            stats.print_stats(25)
-        else:
-            figures = func(spec)
-        print(json.dumps(figures))
-        return 0
+        return child_main(args.child, {"probe": child_probe, "scan": child_scan, "record": child_record,
+                                       "library": child_library})
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     if unknown := set(phases) - {"probe", "scan", "record", "library"}:
         parser.error(f"unknown phase(s): {', '.join(sorted(unknown))}")

@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fleet_process import FleetProcess, log  # benchmarks/ is on sys.path when a script here runs
+from harness import FleetProcess, child_main, log  # benchmarks/ is on sys.path when a script here runs
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -178,15 +178,8 @@ def main() -> int:
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        import logging
-
-        logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-        phase, spec_path = args.child
-        spec = json.loads(Path(spec_path).read_text())
-        runner = {"scan": child_scan, "streams": child_streams, "locked": child_streams,
-                  "sequential": child_sequential}[phase]
-        print(json.dumps(runner(spec)))
-        return 0
+        return child_main(args.child, {"scan": child_scan, "streams": child_streams, "locked": child_streams,
+                                       "sequential": child_sequential})
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     if unknown := set(phases) - set(PHASES):
         parser.error(f"unknown phase(s): {', '.join(sorted(unknown))}")

@@ -68,15 +68,11 @@ def _closed(host: str, port: int) -> bool:
 
 
 def _children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (whichever of its threads started them)."""
     out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(entry))
-            except (OSError, ValueError, IndexError):
-                continue
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as fh:
+            out.extend(int(x) for x in fh.read().split())
     return out
 
 

@@ -1,4 +1,5 @@
-"""Shared by the benchmarks: a simulated fleet in a process of its own, and per-process CPU readings.
+"""Shared by the benchmarks: a simulated fleet in a process of its own, per-process CPU readings, and the
+entry point of the child processes each phase runs in (so its CPU time and peak RSS are its own).
 
 The fleet runs as ``python -m cctv_monitor.simulator.launcher --fleet FILE --json`` (what
 ``cctv-monitor simulate`` runs), so its CPU is not charged to the process being measured.
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parent.parent
 CPU_TICKS = os.sysconf("SC_CLK_TCK")
@@ -117,3 +118,28 @@ class FleetProcess:
                 self.proc.wait()
         if self.proc is not None and self.proc.stdout:
             self.proc.stdout.close()
+
+
+def child_main(child: list[str], runners: dict[str, Callable[[dict], dict]]) -> int:
+    """Run phase ``child[0]`` with the JSON spec in file ``child[1]``; print its figures as one JSON line.
+
+    A spec with ``"profile": true`` runs the phase under cProfile and prints the top functions to stderr.
+    """
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    phase, spec_path = child
+    spec = json.loads(Path(spec_path).read_text())
+    func = runners[phase]
+    if spec.get("profile"):
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        figures = profiler.runcall(func, spec)
+        print(f"--- profile of phase {phase}: top functions by own time ---", file=sys.stderr)
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+    else:
+        figures = func(spec)
+    print(json.dumps(figures))
+    return 0
