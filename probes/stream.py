@@ -95,9 +95,7 @@ def _shrink(frame: np.ndarray, width: int = 320) -> np.ndarray:
 
 
 def _small_grey(frame: np.ndarray) -> np.ndarray:
-    h, w = frame.shape[:2]
-    scale = 320 / w if w > 320 else 1.0
-    small = cv2.resize(frame, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
+    small = _shrink(frame)
     return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
 
 
