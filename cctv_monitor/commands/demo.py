@@ -36,9 +36,8 @@ def register(group: AppGroup) -> None:
         from cctv_monitor.scanning import mark_dead_runs_interrupted, run_scan
         from cctv_monitor.scheduler import init_scheduler, schedules_from_config, shutdown_scheduler
         from cctv_monitor.simulator.testing import running_fleet
-        from dashboards.security import save_user
-
         from cctv_monitor.wsgi import ServeError, check_port_free, serve_app
+        from dashboards.security import save_user
 
         try:
             check_port_free("127.0.0.1", port)
@@ -79,6 +78,7 @@ def register(group: AppGroup) -> None:
             scheduler = init_scheduler(app, force=True)
             click.echo(f"Rescan every {rescan_minutes} min: "
                        f"{'on' if scheduler else 'off (another process holds the scheduler)'}")
+
             def ready(url: str) -> None:
                 click.echo(f"Dashboard: {url}  log in as user 'demo' with password '{password}' "
                            "(Ctrl-C stops the dashboard, the scheduler and the fleet).")
