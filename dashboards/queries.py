@@ -153,6 +153,21 @@ def _id_or_code(column_id: Any, column_code: Any, value: str) -> Any:
     return column_code == value
 
 
+def _place_conditions(filters: DeviceFilters, agency_id: Any, project_id: Any) -> list[Any]:
+    """The agency / project / province / district filters, over whichever columns hold the agency and
+    project ids (Agency and Project must be joined)."""
+    conds: list[Any] = []
+    if filters.agency:
+        conds.append(_id_or_code(agency_id, Agency.code, filters.agency))
+    if filters.project:
+        conds.append(_id_or_code(project_id, Project.code, filters.project))
+    if filters.province:
+        conds.append(Agency.province == filters.province)
+    if filters.district:
+        conds.append(Agency.district == filters.district)
+    return conds
+
+
 def device_conditions(filters: DeviceFilters) -> list[Any]:
     """WHERE clauses for ``filters`` over Device (joined to Agency and Project as outer joins)."""
     conds: list[Any] = []
@@ -163,18 +178,11 @@ def device_conditions(filters: DeviceFilters) -> list[Any]:
                          func.lower(Device.model).like(pattern)))
     if filters.status:
         conds.append(Device.status == filters.status)
-    if filters.agency:
-        conds.append(_id_or_code(Device.agency_id, Agency.code, filters.agency))
-    if filters.project:
-        conds.append(_id_or_code(Device.project_id, Project.code, filters.project))
+    conds.extend(_place_conditions(filters, Device.agency_id, Device.project_id))
     if filters.model:
         conds.append(Device.model == filters.model)
     if filters.firmware:
         conds.append(Device.firmware == filters.firmware)
-    if filters.province:
-        conds.append(Agency.province == filters.province)
-    if filters.district:
-        conds.append(Agency.district == filters.district)
     if filters.registered == "yes":
         conds.append(Device.registered.is_(True))
     elif filters.registered == "no":
@@ -309,14 +317,8 @@ def missing_register_counts(session: Session, filters: DeviceFilters, user: Any)
                    or_(Finding.register_entry_id.is_(None), Finding.register_entry_id.not_in(linked)))
             .group_by(Project.agency_id))
     stmt = project_scope(stmt, user)
-    if filters.agency:
-        stmt = stmt.where(_id_or_code(Project.agency_id, Agency.code, filters.agency))
-    if filters.project:
-        stmt = stmt.where(_id_or_code(Project.id, Project.code, filters.project))
-    if filters.province:
-        stmt = stmt.where(Agency.province == filters.province)
-    if filters.district:
-        stmt = stmt.where(Agency.district == filters.district)
+    for cond in _place_conditions(filters, Project.agency_id, Project.id):
+        stmt = stmt.where(cond)
     return {agency_id: count for agency_id, count in session.execute(stmt)}
 
 
