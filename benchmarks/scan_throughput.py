@@ -288,6 +288,9 @@ def main() -> int:
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     if unknown := set(phases) - {"probe", "scan", "record", "library"}:
         parser.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
+    if args.database and {"record", "scan"} <= set(phases):
+        parser.error("with --database, run the record and scan phases in separate runs, each on an empty database "
+                     "(both would write into the same one)")
     import platform
 
     print(f"scan throughput: {args.cameras} simulated cameras, {args.delay_ms:g} ms per request, "
