@@ -37,7 +37,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Iterable, Sequence
 
 from flask import Flask
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from cctv_monitor.compliance import (
