@@ -51,7 +51,9 @@ def trend(series: Mapping[date, Mapping[str, int]], lang: str) -> go.Figure:
     for status in ("compliant", "non_compliant", "missing", "offline", "unreachable"):
         st = DeviceStatus(status)
         fig.add_trace(go.Scatter(name=st.label(lang), x=days, y=[series[d].get(status, 0) for d in days],
-                                 mode="lines", stackgroup="devices", line={"width": 0.5, "color": st.color}))
+                                 # one day (the first scan) has no area to fill: show its stacked points
+                                 mode="lines+markers" if len(days) == 1 else "lines", stackgroup="devices",
+                                 line={"width": 0.5, "color": st.color}, marker={"size": 9}))
     fig.add_trace(go.Scatter(name=translate("compliance_rate", lang), x=days,
                              y=[compliance_rate(series[d]) for d in days], mode="lines+markers" if len(days) < 40
                              else "lines", yaxis="y2", line={"color": "#1565c0", "width": 2}))
