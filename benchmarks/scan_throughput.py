@@ -331,6 +331,21 @@ def main() -> int:
             rate = fig["cameras"] / fig["wall_s"]
             print(f"ratio {phase} / baseline: {rate / base_rate:.1f}x cameras per second, "
                   f"{(base['cpu_s'] / base['cameras']) / (fig['cpu_s'] / fig['cameras']):.1f}x less CPU per camera")
+    # Issue 7's targets, judged on the full scan where it ran (else the probe engine).
+    judged = "scan" if "scan" in results else "probe" if "probe" in results else None
+    if judged:
+        fig = results[judged]
+        rate = fig["cameras"] / fig["wall_s"]
+        print(f"target >= 50 cameras/s ({judged}): {'met' if rate >= 50 else 'NOT met'} ({rate:.1f})")
+        if "baseline" in results:
+            ratio = rate / (results["baseline"]["cameras"] / results["baseline"]["wall_s"])
+            print(f"target >= 20x the baseline ({judged}): {'met' if ratio >= 20 else 'NOT met'} ({ratio:.1f}x)")
+        if fig["cameras"] >= 10_000:
+            peak = fig["peak_rss_mb"]
+            print(f"target < 300 MB peak RSS at {fig['cameras']} cameras ({judged}): "
+                  f"{'met' if peak < 300 else 'NOT met'} ({peak:.1f} MB)")
+        else:
+            print("target < 300 MB peak RSS at 10,000 cameras: not judged (run with --cameras 10000)")
     return 0
 
 

@@ -32,6 +32,7 @@ def test_scan_throughput_benchmark_runs_every_phase_and_the_baseline():
     assert "12 devices, 12 observations stored" in out
     assert re.search(r"onvif-zeep 0\.2\.12 \(seq\.\)\s+2 cameras\s+2 ok", out), out
     assert re.search(r"ratio scan / baseline: [\d.]+x cameras per second", out), out
+    assert re.search(r"target >= 20x the baseline \(scan\): (met|NOT met)", out), out
 
 
 @pytest.mark.rtsp
