@@ -107,6 +107,8 @@ def test_demo_with_streams_measures_them_and_leaves_nothing_behind(tmp_path: Pat
     reason = rtsp_unavailable_reason()
     if reason:
         pytest.skip(reason)
+    busy = [f"127.0.1.17:{p}" for p in (8000, 8554) if not _closed("127.0.1.17", p)]
+    assert not busy, f"{', '.join(busy)} already in use: another demo fleet runs on this machine; stop it first"
     port = _free_port()
     proc = _start(tmp_path, "demo", "--port", str(port))
     children: list[int] = []
