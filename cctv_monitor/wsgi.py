@@ -21,6 +21,11 @@ class ServeError(RuntimeError):
     """The server could not start (e.g. the port is taken)."""
 
 
+def _cannot_listen(host: str, port: int, exc: OSError) -> ServeError:
+    return ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                      "(another program uses the port? choose another with --port)")
+
+
 def check_port_free(host: str, port: int) -> None:
     """Raise :class:`ServeError` now when ``host:port`` cannot be listened on (before minutes of set-up)."""
     import socket
@@ -31,8 +36,7 @@ def check_port_free(host: str, port: int) -> None:
         try:
             sock.bind((host, port))
         except OSError as exc:
-            raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
-                             "(another program uses the port? choose another with --port)") from exc
+            raise _cannot_listen(host, port, exc) from exc
 
 
 def serve_app(app: Flask, host: str, port: int, *, threads: int = 8,
@@ -48,8 +52,7 @@ def serve_app(app: Flask, host: str, port: int, *, threads: int = 8,
                                # headers a client could forge; trust none unless a proxy is configured
                                clear_untrusted_proxy_headers=True)
     except OSError as exc:
-        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
-                         "(another program uses the port? choose another with --port)") from exc
+        raise _cannot_listen(host, port, exc) from exc
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # waitress's loop shuts its worker threads down on this
