@@ -143,3 +143,16 @@ def child_main(child: list[str], runners: dict[str, Callable[[dict], dict]]) -> 
         figures = func(spec)
     print(json.dumps(figures))
     return 0
+
+
+def run_measured(what: str, cmd: list[str], fleet: FleetProcess, **kwargs: Any) -> dict:
+    """Run ``cmd`` (a child printing its figures as its last JSON line); add the CPU the fleet's ONVIF
+    process (``onvif_cpu_s``) and RTSP server (``rtsp_cpu_s``) used meanwhile."""
+    onvif0, rtsp0 = fleet.cpu_s()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=3600, **kwargs)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed with exit status {proc.returncode}")
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    onvif1, rtsp1 = fleet.cpu_s()
+    figures["onvif_cpu_s"], figures["rtsp_cpu_s"] = onvif1 - onvif0, rtsp1 - rtsp0
+    return figures

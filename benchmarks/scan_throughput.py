@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import FleetProcess, child_main, log  # benchmarks/ is on sys.path when a script here runs
+from harness import FleetProcess, child_main, log, run_measured  # benchmarks/ is on sys.path when a script here runs
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -54,13 +54,9 @@ def address_ranges(cameras: list[dict]) -> list[str]:
 
 
 def measured(what: str, cmd: list[str], fleet: FleetProcess, **kwargs: object) -> dict:
-    """Run ``cmd`` (a child that prints its figures as its last JSON line); add the fleet's CPU meanwhile."""
-    fleet_cpu0 = fleet.cpu_s()[0]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=3600, **kwargs)  # type: ignore[call-overload]
-    if proc.returncode != 0:
-        raise RuntimeError(f"{what} failed with exit status {proc.returncode}")
-    figures = json.loads(proc.stdout.strip().splitlines()[-1])
-    figures["fleet_cpu_s"] = fleet.cpu_s()[0] - fleet_cpu0
+    """A child's figures plus the fleet's CPU meanwhile (ONVIF only: no streams here)."""
+    figures = run_measured(what, cmd, fleet, **kwargs)
+    figures["fleet_cpu_s"] = figures["onvif_cpu_s"]
     return figures
 
 

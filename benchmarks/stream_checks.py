@@ -29,13 +29,12 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from harness import FleetProcess, child_main, log  # benchmarks/ is on sys.path when a script here runs
+from harness import FleetProcess, child_main, log, run_measured  # benchmarks/ is on sys.path when a script here runs
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -53,15 +52,8 @@ def run_child(phase: str, args: argparse.Namespace, cameras: list[dict], fleet: 
     env.pop("OPENCV_FFMPEG_IS_THREAD_SAFE", None)  # measure what probes.stream sets ...
     if phase == "locked":
         env["OPENCV_FFMPEG_IS_THREAD_SAFE"] = "0"  # ... or OpenCV's own default (one open at a time)
-    onvif0, rtsp0 = fleet.cpu_s()
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", phase, str(spec)], cwd=REPO,
-                          stdout=subprocess.PIPE, text=True, timeout=3600, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"phase {phase} failed with exit status {proc.returncode}")
-    figures = json.loads(proc.stdout.strip().splitlines()[-1])
-    onvif1, rtsp1 = fleet.cpu_s()
-    figures["onvif_cpu_s"], figures["rtsp_cpu_s"] = onvif1 - onvif0, rtsp1 - rtsp0
-    return figures
+    return run_measured(f"phase {phase}", [sys.executable, str(Path(__file__).resolve()), "--child", phase,
+                                           str(spec)], fleet, cwd=REPO, env=env)
 
 
 # -- child phases (run in their own process) --------------------------------------------------------------
@@ -71,7 +63,8 @@ def _figures(checks: list, wall: float, usage0: resource.struct_rusage, check_wa
     errors: dict[str, int] = {}
     for c in checks:
         if not c.ok:
-            errors[(c.error or "no error text")[:120]] = errors.get((c.error or "no error text")[:120], 0) + 1
+            key = (c.error or "no error text")[:120]
+            errors[key] = errors.get(key, 0) + 1
     firsts = [c.first_frame_s for c in checks if c.first_frame_s is not None]
     return {"streams": len(checks), "ok": sum(1 for c in checks if c.ok), "wall_s": wall,
             "cpu_s": (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime),
