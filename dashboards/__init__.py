@@ -11,7 +11,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, g, redirect, render_template, request, session, url_for
+from flask import Flask, g, redirect, render_template, request, url_for
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
@@ -20,6 +20,7 @@ from cctv_monitor.db import get_session
 from cctv_monitor.models import User
 from cctv_monitor.statuses import DeviceStatus, Severity
 from dashboards import i18n
+from dashboards.lang import current_language, t  # noqa: F401 - the package's public helpers
 from dashboards.security import AnonymousUser, LoginUser
 
 LOGGER = logging.getLogger(__name__)
@@ -82,27 +83,6 @@ def _load_user(user_id: str) -> LoginUser | None:
     if row is None or not row.active:
         return None
     return LoginUser.from_row(row)
-
-
-def current_language() -> str:
-    """The language of this request: the user's, else the session's choice, else the default."""
-    lang = getattr(g, "lang", None)
-    if lang:
-        return lang
-    if getattr(current_user, "is_authenticated", False):
-        lang = current_user.language
-    else:
-        lang = session.get("lang")
-    from flask import current_app
-
-    lang = lang if lang in i18n.LANGUAGES else current_app.config.get("DEFAULT_LANGUAGE", "th")
-    g.lang = lang
-    return lang
-
-
-def t(key: str, **values: Any) -> str:
-    """Translate ``key`` into the language of this request."""
-    return i18n.translate(key, current_language(), **values)
 
 
 def _require_login() -> Any:

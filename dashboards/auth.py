@@ -11,7 +11,8 @@ from flask_login import current_user, login_user, logout_user
 
 from cctv_monitor.db import get_session
 from cctv_monitor.models import User
-from dashboards import i18n, t
+from dashboards import i18n
+from dashboards.lang import t
 from dashboards.security import LoginUser, check_login
 
 LOGGER = logging.getLogger(__name__)

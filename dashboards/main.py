@@ -33,7 +33,8 @@ from cctv_monitor.models import (
     Site,
 )
 from cctv_monitor.statuses import DeviceStatus
-from dashboards import exports, figures, queries, t
+from dashboards import exports, figures, queries
+from dashboards.lang import t
 from dashboards.i18n import format_date
 from dashboards.queries import DeviceFilters
 from dashboards.security import project_scope, visible_agency_ids
@@ -47,7 +48,7 @@ _SECRET_KEYS = {"password", "passwd", "pwd", "username", "user", "credentials", 
 
 
 def _lang() -> str:
-    from dashboards import current_language
+    from dashboards.lang import current_language
 
     return current_language()
 

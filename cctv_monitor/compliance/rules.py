@@ -21,7 +21,7 @@ from typing import Any, Callable, ClassVar, Iterator, Mapping
 from probes.results import MediaProfile, Observation, StreamCheck
 
 from cctv_monitor.compliance.findings import FindingResult
-from cctv_monitor.compliance.spec import Requirement, SpecError
+from cctv_monitor.compliance.requirement import Requirement, SpecError
 from cctv_monitor.statuses import Severity
 
 #: BitrateLimit values that are placeholders, not configuration (agsh/onvif#233: 2147483647).

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from cctv_monitor.compliance.requirement import Requirement, SpecError
+from cctv_monitor.compliance.rules import RULES
 from cctv_monitor.statuses import Severity
 
 #: Camera classes of the MDES criteria we ship profiles for (``device_class`` of a profile).
@@ -24,28 +26,6 @@ DEVICE_CLASSES = ("fixed_indoor", "fixed_outdoor", "ptz", "fixed_analytics", "nv
 _PROFILE_KEYS = {"kind", "code", "name_th", "name_en", "device_class", "source", "verified", "note",
                  "document", "requirements"}
 _REQUIREMENT_META = {"source", "verified", "note", "severity"}
-
-
-class SpecError(ValueError):
-    """A spec profile is invalid; ``field`` names the offending field (dotted path)."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        """Keep the field apart so importers can report it in their own format."""
-        super().__init__(f"{field_name}: {message}")
-        self.field = field_name
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Requirement:
-    """One requirement of a profile: validated parameters of one rule plus where they come from."""
-
-    key: str
-    params: Mapping[str, Any]
-    source: str | None = None
-    verified: bool = False
-    note: str | None = None
-    severity: Severity | None = None  # None: the rule's default
 
 
 @dataclass(frozen=True)
@@ -65,8 +45,6 @@ class Spec:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, code: str) -> "Spec":
         """Parse and validate a profile mapping (YAML body); raise :class:`SpecError` naming the field."""
-        from cctv_monitor.compliance.rules import RULES  # rules import this module
-
         if not isinstance(data, Mapping):
             raise SpecError("(profile)", f"expected a mapping, got {type(data).__name__}")
         unknown = sorted(set(data) - _PROFILE_KEYS)

@@ -17,6 +17,7 @@ import sys
 import time
 from typing import Awaitable, Callable
 
+from cctv_monitor.simulator.endpoints import SimCamera
 from cctv_monitor.simulator.fleet import Fleet, FleetError, load_fleet
 from cctv_monitor.simulator.onvif_server import CameraBinding, OnvifFleetServer
 
@@ -50,8 +51,7 @@ class FleetRuntime:
         self.startup_s = 0.0
 
     def sim_cameras(self) -> list:
-        """Per-camera connection details (see :class:`cctv_monitor.simulator.testing.SimCamera`)."""
-        from cctv_monitor.simulator.testing import SimCamera
+        """Per-camera connection details (see :class:`cctv_monitor.simulator.endpoints.SimCamera`)."""
 
         out = []
         for b in self.bindings:

@@ -16,37 +16,17 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from cctv_monitor.simulator.fleet import CameraSpec, Fleet, load_fleet
+from cctv_monitor.simulator.endpoints import SimCamera
+from cctv_monitor.simulator.fleet import Fleet, load_fleet
 
 LOGGER = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FLEETS_DIR = REPO_ROOT / "config" / "fleets"
-
-
-@dataclass
-class SimCamera:
-    """A running simulated camera as a client sees it."""
-
-    name: str
-    host: str
-    port: int
-    device_url: str
-    username: str
-    password: str
-    rtsp_urls: dict[str, str] = field(default_factory=dict)
-    spec: CameraSpec | None = None
-    netns: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON line of ``cctv-monitor simulate --json``."""
-        return {"name": self.name, "host": self.host, "port": self.port, "device_url": self.device_url,
-                "username": self.username, "password": self.password, "rtsp_urls": self.rtsp_urls,
-                **({"netns": self.netns} if self.netns else {})}
 
 
 @dataclass

@@ -1,0 +1,132 @@
+"""The layer rules of the code base, read from the source with ``ast`` (nothing is imported or run).
+
+- probes/ is the lowest layer: it never imports the application, the web UI, Flask or the database, so
+  zone workers and field laptops can run it alone;
+- the simulator shares no code with probes/ (it is the other side of the wire);
+- no import cycle between project modules (imports inside functions count too: a late import that
+  dodges a cycle is still a cycle);
+- no module over 600 lines, and no dashboards/ module importing probes/: the modules that still break
+  these two rules are listed by name; the lists may only shrink (a listed module that now keeps the rule
+  fails the test until it is taken off the list).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("cctv_monitor", "probes", "dashboards")
+MAX_LINES = 600
+
+#: Modules still over MAX_LINES (the scan-core issue splits them). Shrink only.
+OVERSIZE = {"cctv_monitor/scanning.py", "cctv_monitor/registry.py", "cctv_monitor/compliance/rules.py",
+            "probes/onvif.py"}
+#: dashboards/ modules that still import probes/ (pages should get devices through an app serializer).
+DASHBOARDS_IMPORTING_PROBES = {"dashboards/main.py", "dashboards/api.py"}
+
+PROBES_MAY_NOT_IMPORT = ("cctv_monitor", "dashboards", "flask", "flask_login", "flask_wtf", "werkzeug",
+                         "sqlalchemy", "alembic", "psycopg")
+
+
+def _modules() -> dict[str, Path]:
+    """Dotted module name -> file, for every project module (migrations aside)."""
+    out: dict[str, Path] = {}
+    for package in PACKAGES:
+        for path in (REPO / package).rglob("*.py"):
+            rel = path.relative_to(REPO)
+            if "migrations" in rel.parts:
+                continue
+            parts = list(rel.with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """Every module name that ``path`` imports (absolute, resolved), at any depth of the file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    is_package = path.name == "__init__.py"
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = name.split(".") if is_package else name.split(".")[:-1]
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            # ``from pkg import sub`` imports the submodule pkg.sub when there is one, else a name of pkg
+            subs = {f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in MODULES}
+            out.update(subs)
+            if len(subs) < len(node.names):
+                out.add(base)
+    return out
+
+
+GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
+
+
+def _project_edges(name: str) -> set[str]:
+    """The project modules ``name`` imports (a ``from pkg.sub import x`` names pkg.sub, not pkg)."""
+    return {dep for dep in GRAPH[name] if dep in MODULES and dep != name}
+
+
+def test_probes_import_no_application_layer() -> None:
+    """probes/ runs alone on zone workers and laptops: no app, no web UI, no Flask, no database."""
+    bad = sorted(f"{name} imports {dep}" for name, deps in GRAPH.items() if name.startswith("probes")
+                 for dep in deps if dep.split(".")[0] in PROBES_MAY_NOT_IMPORT)
+    assert not bad, bad
+
+
+def test_simulator_shares_no_code_with_probes() -> None:
+    """The simulated cameras are written apart from the probes, so a shared bug cannot hide itself."""
+    bad = sorted(f"{name} imports {dep}" for name, deps in GRAPH.items()
+                 if name.startswith("cctv_monitor.simulator") for dep in deps if dep.split(".")[0] == "probes")
+    bad += sorted(f"{name} imports {dep}" for name, deps in GRAPH.items() if name.startswith("probes")
+                  for dep in deps if dep.startswith("cctv_monitor.simulator"))
+    assert not bad, bad
+
+
+def test_no_import_cycles() -> None:
+    """Imports between project modules run one way (depth-first search for a back edge)."""
+    state: dict[str, int] = {}  # 1 on the current path, 2 finished
+    cycles: list[list[str]] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(_project_edges(node)):
+            if state.get(dep) == 1:
+                cycles.append(path[path.index(dep):] + [dep] if dep in path else [node, dep])
+            elif dep not in state:
+                visit(dep, path + [dep])
+        state[node] = 2
+
+    for name in sorted(MODULES):
+        if name not in state:
+            visit(name, [name])
+    # A package's __init__ that re-exports its submodules is not a cycle with them.
+    real = [c for c in cycles if not (len(c) == 3 and (c[0].startswith(c[1] + ".") or c[1].startswith(c[0] + ".")))]
+    assert not real, "import cycles: " + "; ".join(" -> ".join(c) for c in real)
+
+
+def test_module_size() -> None:
+    """No module over 600 lines; the listed exceptions may only shrink."""
+    sizes = {str(p.relative_to(REPO)): len(p.read_text(encoding="utf-8").splitlines()) for p in MODULES.values()}
+    over = {rel for rel, n in sizes.items() if n > MAX_LINES}
+    assert over <= OVERSIZE, f"new modules over {MAX_LINES} lines: {sorted(over - OVERSIZE)}"
+    assert OVERSIZE <= over, f"now within {MAX_LINES} lines, take them off OVERSIZE: {sorted(OVERSIZE - over)}"
+
+
+def test_dashboards_do_not_reach_into_probes() -> None:
+    """The web UI reads the inventory; it never probes. The listed exceptions may only shrink."""
+    users = {str(MODULES[name].relative_to(REPO)) for name, deps in GRAPH.items()
+             if name.startswith("dashboards") and any(d.split(".")[0] == "probes" for d in deps)}
+    assert users <= DASHBOARDS_IMPORTING_PROBES, f"new: {sorted(users - DASHBOARDS_IMPORTING_PROBES)}"
+    assert DASHBOARDS_IMPORTING_PROBES <= users, \
+        f"no longer import probes/, take them off the list: {sorted(DASHBOARDS_IMPORTING_PROBES - users)}"
