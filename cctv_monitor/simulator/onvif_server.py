@@ -19,9 +19,10 @@ from typing import Awaitable, Callable
 from aiohttp import web
 from lxml import etree
 
-from cctv_monitor.simulator import soap
+from cctv_monitor.simulator import dahua_server, isapi_server, soap
 from cctv_monitor.simulator.auth import HttpDigest, check_ws_security
 from cctv_monitor.simulator.fleet import CameraSpec, ProfileSpec
+from cctv_monitor.simulator.vendor_spec import AuthGuard
 
 LOGGER = logging.getLogger(__name__)
 
@@ -51,6 +52,11 @@ class CameraBinding:
 
     def __post_init__(self) -> None:
         self.digest = HttpDigest(realm=f"{self.spec.manufacturer} {self.spec.name}")
+        vendor = self.spec.vendor
+        # Hikvision's realm is the model; Dahua's names the device ("Login to <serial>").
+        self.vendor_digest = HttpDigest(realm=f"Login to {self.spec.serial}" if "dahua" in vendor.protocols
+                                        else self.spec.model)
+        self.guard = AuthGuard(vendor.lockout_attempts, vendor.lockout_seconds)
 
     @property
     def base_url(self) -> str:
@@ -66,7 +72,7 @@ class CameraBinding:
 
     def rtsp_url(self, prof: ProfileSpec) -> str:
         """RTSP URL of a profile at the advertised address."""
-        return f"rtsp://{self.host}:{self.rtsp_port}/{self.spec.name}/{prof.token}"
+        return f"rtsp://{self.host}:{self.rtsp_port}{self.spec.rtsp_path(prof)}"
 
     def camera_now(self) -> datetime:
         """The camera's clock (real UTC + its offset)."""
@@ -134,6 +140,9 @@ class OnvifFleetServer:
         self.app.router.add_post("/onvif/{service}", self._handle_soap)
         self.app.router.add_get("/onvif/snapshot/{token}.jpg", self._handle_snapshot)
         self.app.router.add_get("/", self._handle_index)
+        self.app.router.add_route("*", "/ISAPI/{tail:.*}", self._handle_isapi)
+        self.app.router.add_route("*", "/cgi-bin/{tail:.*}", self._handle_dahua)
+        self._finders = dahua_server.MediaFinders()
 
     async def start(self, *, port_fallback: bool = False) -> None:
         """Bind every camera's site; with ``port_fallback`` a busy port is replaced by a free one."""
@@ -193,6 +202,18 @@ class OnvifFleetServer:
                 transport.abort()
             raise asyncio.CancelledError
         return None
+
+    async def _handle_isapi(self, request: web.Request) -> web.StreamResponse:
+        b = self._binding(request)
+        b.requests += 1
+        await self._misbehave(request, b)
+        return await isapi_server.handle(request, b)
+
+    async def _handle_dahua(self, request: web.Request) -> web.StreamResponse:
+        b = self._binding(request)
+        b.requests += 1
+        await self._misbehave(request, b)
+        return await dahua_server.handle(request, b, self._finders)
 
     async def _handle_index(self, request: web.Request) -> web.StreamResponse:
         b = self._binding(request)
@@ -277,9 +298,17 @@ class OnvifFleetServer:
     def _authenticate(self, request: web.Request, b: CameraBinding, envelope: etree._Element) -> web.Response | None:
         """None when the request may proceed, else the rejection the camera sends."""
         cam = b.spec
+        client = request.remote or "?"
         digest_ok = False
+        if b.guard.locked_for(client):
+            b.guard.credentialed += 1
+            return _fault_response(SoapFault("Sender", "ter:NotAuthorized", "Sender not authorized (locked)",
+                                             status=400))
         if cam.has("http_digest"):
-            result = b.digest.check(request.headers.get("Authorization"), request.method, cam.username, cam.password)
+            header = request.headers.get("Authorization")
+            result = b.digest.check(header, request.method, cam.username, cam.password)
+            if header:
+                b.guard.record(client, result.ok)
             if not result.ok:
                 LOGGER.debug("%s: HTTP Digest rejected: %s", b.host, result.reason)
                 return web.Response(status=401, text=_HTML_401, content_type="text/html",
@@ -290,6 +319,10 @@ class OnvifFleetServer:
         if digest_ok and not has_token:
             return None  # HTTP Digest alone is accepted, as Hikvision 5.7.13 does
         result = check_ws_security(envelope, cam.username, cam.password, b.camera_now())
+        if result.ok and not cam.vendor.onvif_users:
+            result = type(result)(False, "ONVIF has no users")  # ONVIF on, but nobody created an ONVIF user
+        if has_token:
+            b.guard.record(client, result.ok)
         if result.ok:
             return None
         LOGGER.debug("%s: WS-Security rejected: %s", b.host, result.reason)
