@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+
 
 from probes.errors import AuthFailed, MalformedReply, NotSupported, ProbeError
 from probes.results import ChannelInfo, DeviceIdentity, MediaProfile, StorageInfo, redact_uri
@@ -40,6 +39,8 @@ def parse_kv(reply: HttpReply, what: str) -> dict[str, str]:
         raise NotSupported(f"{what}: the device answered Error ({detail}) with HTTP {reply.status}")
     if reply.status >= 300:
         raise MalformedReply(f"{what}: HTTP {reply.status}", excerpt=excerpt(reply.body))
+    if body.upper() == "OK":
+        return {}  # actions (findFile, close, destroy) answer a bare OK
     values: dict[str, str] = {}
     for line in body.splitlines()[:_MAX_LINES]:
         key, sep, value = line.partition("=")

@@ -21,7 +21,7 @@ from probes.isapi import read_isapi
 from probes.onvif import OnvifReadout
 from probes.results import Observation, ProbeStatus
 from probes.targets import Credential, Target
-from probes.vendor_http import VendorReadout, VendorSession
+from probes.vendor_http import IDENTIFY_PATHS, VendorReadout, VendorSession, says_vendor
 
 LOGGER = logging.getLogger(__name__)
 
@@ -40,31 +40,18 @@ async def identify(host: str, port: int, *, timeout_s: float = 3.0, limiter: Any
     """
     session = VendorSession(host, port, timeout_s=timeout_s, limiter=limiter, max_reply_bytes=64 * 1024)
     try:
-        for path, brand in (("/ISAPI/System/deviceInfo", "isapi"), ("/cgi-bin/magicBox.cgi?action=getDeviceType",
-                                                                     "dahua")):
+        for brand, path in IDENTIFY_PATHS:
             try:
                 reply = await session.request("GET", path, authenticated=False)
             except ProbeError:
                 continue  # a too-large or broken reply identifies nothing
-            if _says(brand, reply.status, reply.headers, reply.body):
+            if says_vendor(brand, reply.status, reply.headers, reply.body):
                 return brand
     except Exception:  # noqa: BLE001 - identification is a hint; never let it break the probe
         LOGGER.debug("%s:%s: vendor identification failed", host, port, exc_info=True)
     finally:
         await session.close()
     return None
-
-
-def _says(brand: str, status: int, headers: Any, body: bytes) -> bool:
-    challenge = headers.get("WWW-Authenticate", "")
-    server = headers.get("Server", "").lower()
-    digest = status == 401 and challenge.lower().startswith("digest")
-    if brand == "isapi":
-        hik_server = "app-webs" in server or "hikvision" in server
-        return (digest and 'realm="login to' not in challenge.lower()) or hik_server or (
-            status == 200 and b"DeviceInfo" in body[:512])
-    return (digest and 'realm="login to' in challenge.lower()) or "dnvrs-webs" in server or (
-        status == 200 and body.startswith(b"type="))
 
 
 def looks_like_recorder(manufacturer: str | None, model: str | None) -> bool:

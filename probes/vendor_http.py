@@ -30,6 +30,26 @@ _NO_VERIFY_SSL.check_hostname = False
 _NO_VERIFY_SSL.verify_mode = ssl.CERT_NONE  # devices use self-signed certificates
 
 
+#: Unauthenticated requests that make a Hikvision or Dahua web server name itself (a Digest challenge).
+IDENTIFY_PATHS = (("isapi", "/ISAPI/System/deviceInfo"), ("dahua", "/cgi-bin/magicBox.cgi?action=getDeviceType"))
+
+
+def says_vendor(brand: str, status: int, headers: Mapping[str, str], body: bytes) -> bool:
+    """True when an unauthenticated reply on ``brand``'s identify path shows that vendor's web server.
+
+    Hikvision challenges ``/ISAPI/...`` with Digest (realm: the model) and answers ``Server: App-webs``;
+    Dahua challenges ``/cgi-bin/...`` with realm ``Login to <serial>``, server ``DNVRS-Webs`` on recorders.
+    """
+    challenge = (headers.get("WWW-Authenticate") or "").lower()
+    server = (headers.get("Server") or "").lower()
+    digest = status == 401 and challenge.startswith("digest")
+    dahua_realm = 'realm="login to' in challenge
+    if brand == "isapi":
+        return (digest and not dahua_realm) or "app-webs" in server or "hikvision" in server or (
+            status == 200 and b"<DeviceInfo" in body[:512])
+    return (digest and dahua_realm) or "dnvrs-webs" in server or (status == 200 and body.startswith(b"type="))
+
+
 @dataclass(frozen=True)
 class HttpReply:
     """One vendor reply: status, headers and at most :data:`MAX_REPLY_BYTES` of body."""

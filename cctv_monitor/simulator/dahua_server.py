@@ -49,7 +49,7 @@ def _magic_box(b: Any, action: str) -> list[str] | None:
     answers = {
         "getDeviceType": [f"type={_clean(cam.model)}"],
         "getSerialNo": [f"sn={_clean(cam.serial)}"],
-        "getSoftwareVersion": [f"version={_clean(version)},build:{_clean(build)}"],
+        "getSoftwareVersion": [f"version={_clean(version)},build:{_clean(build.removeprefix('build '))}"],
         "getMachineName": [f"name={_clean(cam.scopes.get('name') or cam.name)}"],
         "getHardwareVersion": [f"version={_clean(cam.hardware_id)}"],
         "getSystemInfo": [f"deviceType={_clean(cam.model)}", f"processor={kind}", f"serialNumber={_clean(cam.serial)}",
@@ -192,7 +192,7 @@ async def handle(request: web.Request, b: Any, finders: MediaFinders) -> web.Str
         lines = ["Error", "Account locked, try again later"] if denied.locked else ["Error", "Unauthorized"]
         return web.Response(text="\r\n".join(lines) + "\r\n", status=401, content_type="text/plain",
                             headers={"WWW-Authenticate": denied.challenge, "Server": "DNVRS-Webs"})
-    if vendor.quirk("html_login"):
+    if vendor.quirk("html_login") is not None:
         return web.Response(text=HTML_LOGIN, content_type="text/html")
     query = request.query
     script = request.path.rpartition("/")[2]

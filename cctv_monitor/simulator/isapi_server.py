@@ -49,7 +49,7 @@ def _device_info(b: Any) -> str:
     version, _, build = cam.firmware.partition(" ")
     kind = "NVR" if cam.vendor.kind == "recorder" else "IPCamera"
     name = x(cam.scopes.get("name") or cam.name)
-    if cam.vendor.quirk("xxe"):
+    if cam.vendor.quirk("xxe") is not None:
         name = "&xxe;&lol3;"
     return _doc(b, "DeviceInfo", f"<deviceName>{name}</deviceName><deviceID>{x(cam.serial[-12:])}</deviceID>"
                 f"<model>{x(cam.model)}</model><serialNumber>{x(cam.serial)}</serialNumber>"
@@ -221,7 +221,7 @@ async def handle(request: web.Request, b: Any) -> web.StreamResponse:
     if denied is not None:
         return _user_check(b, denied)
     path = request.path.rstrip("/")
-    if vendor.quirk("html_login"):
+    if vendor.quirk("html_login") is not None:
         return web.Response(text=HTML_LOGIN, content_type="text/html", headers={"Server": "App-webs/"})
     if request.method == "POST" and path == "/ISAPI/ContentMgmt/search":
         text = _search(b, await request.read())
@@ -237,7 +237,7 @@ async def handle(request: web.Request, b: Any) -> web.StreamResponse:
         text = _storage(b)
     else:
         return response_status(b, path, 4, "Invalid Operation", "notSupport", 403)
-    if vendor.quirk("xxe"):
+    if vendor.quirk("xxe") is not None:
         text = text.replace("\n", "\n" + XXE_DOCTYPE, 1)
     if (q := vendor.quirk("huge_reply")) is not None and path == "/ISAPI/System/deviceInfo":
         head, _, tail = text.encode().partition(b"<model>")
