@@ -231,3 +231,26 @@ def test_sweep_keeps_vendor_devices_with_onvif_off(fleet):
     found = asyncio.run(sweep(["127.79.1.0/24"], ports))
     want = {f"{fleet[n].host}:{fleet[n].port}" for n in VENDOR_NAMES}
     assert {t.address for t in found} == want
+
+
+def test_probe_command_shows_protocols_channels_and_storage(fleet):
+    """``cctv-monitor probe --json`` carries protocols, channels and storage (schema 2); text names them."""
+    import json
+    import subprocess
+    import sys
+
+    cam = fleet["ms-nvr-01"]
+    cmd = [str(Path(sys.executable).parent / "cctv-monitor"), "probe", f"{cam.host}:{cam.port}", "-u", "admin"]
+    env = {"CCTV_ONVIF_PASSWORD": "Demo#2567", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["schema_version"] == 2 and data["protocols"] == ["isapi"] and data["onvif_status"] == "onvif_disabled"
+    assert len(data["channels"]) == 8 and data["storage"][0]["capacity_gb"] == 4000.0
+    assert {"channel", "name", "address", "manufacturer", "model", "serial", "online", "profiles", "stream_uri",
+            "retention_days"} <= set(data["channels"][0])
+    assert "Demo#2567" not in out.stdout + out.stderr
+    text = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
+    assert text.returncode == 0, text.stderr
+    assert "read by:  isapi (ONVIF: onvif_disabled)" in text.stdout and "channel 8:" in text.stdout
+    assert "OFFLINE" in text.stdout and "disk hdd1: ok" in text.stdout
