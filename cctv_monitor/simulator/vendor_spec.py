@@ -62,6 +62,7 @@ class VendorSpec:
     lockout_attempts: int = 0  # 0: never locks
     lockout_seconds: float = 600.0
     quirks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    activated: bool = True  # Hikvision: False = never activated (SADP says so)
 
     @property
     def onvif(self) -> bool:
@@ -228,7 +229,7 @@ def parse_vendor(ctx: Any, data: Mapping[str, Any], parse_profile: Callable[[Any
         recording_days=None if days is None else ctx.num(data, "recording_days"),
         lockout_attempts=ctx.int(lockout, "attempts", 0, lo=0, hi=100) if lockout else 0,
         lockout_seconds=ctx.num(lockout, "seconds", 600) if lockout else 600.0,
-        quirks=_quirks(ctx, data.get("vendor_quirks")))
+        quirks=_quirks(ctx, data.get("vendor_quirks")), activated=bool(data.get("activated", True)))
 
 
 def vendor_path(vendor: VendorSpec) -> Callable[[int, int], str] | None:
