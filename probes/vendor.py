@@ -19,6 +19,7 @@ from probes.dahua import read_dahua
 from probes.errors import AuthFailed, Locked, ProbeError
 from probes.isapi import read_isapi
 from probes.onvif import OnvifReadout
+from probes.onvif_recording import recording_summary_days
 from probes.results import Observation, ProbeStatus
 from probes.targets import Credential, Target
 from probes.vendor_http import IDENTIFY_PATHS, VendorReadout, VendorSession, says_vendor
@@ -112,11 +113,23 @@ def _vendor_observation(obs: Observation, brand: str, data: VendorReadout) -> Ob
 
 def _recorder_extras(obs: Observation, brand: str, data: VendorReadout) -> Observation:
     """An ONVIF observation with the recorder's channels, disks and retention from the vendor API added."""
+    # Per-channel retention from the vendor API is finer than Profile G's one summary for the whole device.
+    retention = data.retention_days if data.retention_days is not None else obs.retention_days
+    fields = ("channels", "storage", "retention") if data.retention_days is not None else ("channels", "storage")
     return obs.with_updates(
         protocols=("onvif", brand), onvif_enabled=True, channels=data.channels, storage=data.storage,
-        retention_days=data.retention_days,
-        field_sources={**obs.field_sources, **_sources(brand, "channels", "storage", "retention")},
+        retention_days=retention, field_sources={**obs.field_sources, **_sources(brand, *fields)},
         warnings=(*obs.warnings, *data.warnings))
+
+
+async def _profile_g_retention(target: Target, cred: Credential, obs: Observation, *, timeout_s: float,
+                               limiter: Any) -> Observation:
+    """Retention from ONVIF GetRecordingSummary (Profile G) when the device offers the search service."""
+    days, why = await recording_summary_days(target, cred, clock_offset_s=obs.clock_offset_s, timeout_s=timeout_s,
+                                             limiter=limiter)
+    if days is None:
+        return obs.with_updates(warnings=(*obs.warnings, why or "GetRecordingSummary gave nothing"))
+    return obs.with_updates(retention_days=days, field_sources={**obs.field_sources, "retention": "onvif"})
 
 
 async def vendor_fallback(target: Target, credentials: Sequence[Credential], readout: OnvifReadout, *,
@@ -126,6 +139,8 @@ async def vendor_fallback(target: Target, credentials: Sequence[Credential], rea
     if obs.status is ProbeStatus.OK:
         obs = obs.with_updates(protocols=obs.protocols or ("onvif",),
                                field_sources=obs.field_sources or _sources("onvif", *_ONVIF_FIELDS))
+        if "search" in obs.services and readout.credential is not None:
+            obs = await _profile_g_retention(target, readout.credential, obs, timeout_s=timeout_s, limiter=limiter)
         dev = obs.device
         brand = brand_of(dev.manufacturer if dev else None)
         if brand is None or readout.credential is None or not looks_like_recorder(dev.manufacturer, dev.model):

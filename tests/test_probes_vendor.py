@@ -61,6 +61,8 @@ FLEET = {"fleet": "vendor-test", "defaults": DEMO["defaults"], "cameras": [
     _camera("hik-lock", "127.79.4.11", lockout={"attempts": 2, "seconds": 600}),
     _camera("hik-lock-onvif", "127.79.4.12", protocols=["onvif", "isapi"], onvif_users=False,
             lockout={"attempts": 3, "seconds": 600}),
+    _camera("onvif-sd-card", "127.79.5.11", manufacturer="Uniview", model="IPC2124LB", protocols=["onvif"],
+            recording_days=21, clock_offset_s=120),
 ]}
 
 
@@ -254,3 +256,13 @@ def test_probe_command_shows_protocols_channels_and_storage(fleet):
     assert text.returncode == 0, text.stderr
     assert "read by:  isapi (ONVIF: onvif_disabled)" in text.stdout and "channel 8:" in text.stdout
     assert "OFFLINE" in text.stdout and "disk hdd1: ok" in text.stdout
+
+
+def test_profile_g_recording_summary_gives_retention(fleet):
+    """ONVIF camera with an SD card offering the search service: retention from GetRecordingSummary."""
+    obs = probe(fleet, "onvif-sd-card")
+    assert obs.status is ProbeStatus.OK and obs.protocols == ("onvif",), obs.error
+    assert "search" in obs.services and obs.field_sources["retention"] == "onvif"
+    assert abs(obs.retention_days - 21) <= 0.1
+    nvr = probe(fleet, "hik-onvif-nvr")  # both: the recorder's per-channel numbers win, from ISAPI
+    assert nvr.field_sources["retention"] == "isapi" and abs(nvr.retention_days - 3) <= 0.1

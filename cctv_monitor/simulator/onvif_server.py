@@ -34,7 +34,8 @@ _HTML_401 = ("<!DOCTYPE html><html><head><title>401 Unauthorized</title></head><
 _HTML_403 = ("<!DOCTYPE html><html><head><title>403 Forbidden</title></head><body><h1>403 Forbidden</h1>"
              "<p>ONVIF service is disabled. Enable it under Network &gt; Advanced &gt; Integration Protocol.</p>"
              "</body></html>")
-_SERVICES = {"/onvif/device_service": "device", "/onvif/media_service": "media", "/onvif/media2_service": "media2"}
+_SERVICES = {"/onvif/device_service": "device", "/onvif/media_service": "media", "/onvif/media2_service": "media2",
+             "/onvif/search_service": "search"}
 _NO_AUTH_OPS = {("device", "GetSystemDateAndTime")}
 
 
@@ -77,6 +78,13 @@ class CameraBinding:
     def camera_now(self) -> datetime:
         """The camera's clock (real UTC + its offset)."""
         return datetime.now(timezone.utc) + timedelta(seconds=self.spec.clock_offset_s)
+
+
+def _recorded_days(cam: CameraSpec) -> list[float]:
+    """Days of recording per recorded track (a camera's own card, or each recorder channel)."""
+    vendor = cam.vendor
+    days = [ch.recording_days for ch in vendor.channels if ch.recording_days] if vendor.kind == "recorder" else []
+    return days or ([vendor.recording_days] if vendor.recording_days else [])
 
 
 def bind_tcp(host: str, port: int, *, fallback: bool = False, backlog: int = 128) -> socket.socket:
@@ -265,7 +273,8 @@ class OnvifFleetServer:
         await self._misbehave(request, b)
         cam = b.spec
         service = _SERVICES.get(request.path)
-        if service is None or (service == "media2" and not cam.media2):
+        if service is None or (service == "media2" and not cam.media2) or (service == "search" and not
+                                                                             _recorded_days(cam)):
             return web.Response(status=404, text="Not Found")
         if (q := cam.quirk("onvif_disabled")) is not None:
             if q.get("mode") == "fault":
@@ -349,7 +358,8 @@ class OnvifFleetServer:
             ("device", "GetSystemDateAndTime"): lambda: soap.system_date_and_time(cam, b.camera_now()),
             ("device", "GetDeviceInformation"): lambda: soap.device_information(cam, cam.has("invalid_utf8")),
             ("device", "GetCapabilities"): lambda: soap.capabilities(b.base_url, cam.media2),
-            ("device", "GetServices"): lambda: soap.services(b.base_url, cam.media2),
+            ("device", "GetServices"): lambda: soap.services(b.base_url, cam.media2, bool(_recorded_days(cam))),
+            ("search", "GetRecordingSummary"): lambda: self._recording_summary(b),
             ("device", "GetNetworkInterfaces"): lambda: soap.network_interfaces(cam, b.host),
             ("device", "GetScopes"): lambda: soap.scopes(cam),
             ("device", "GetHostname"): lambda: soap.hostname(cam),
@@ -373,6 +383,11 @@ class OnvifFleetServer:
             raise SoapFault("Receiver", "ter:ActionNotSupported",
                             f"{operation} is not supported by the {service} service", status=500)
         return handler()
+
+    def _recording_summary(self, b: CameraBinding) -> str:
+        days = _recorded_days(b.spec)
+        now = b.camera_now()
+        return soap.recording_summary(now - timedelta(days=max(days)), now, len(days))
 
     def _media2_selection(self, b: CameraBinding, op_el: etree._Element) -> list[ProfileSpec]:
         token = _child_text(op_el, "Token")
