@@ -22,7 +22,7 @@ from probes.onvif import OnvifReadout
 from probes.onvif_recording import recording_summary_days
 from probes.results import Observation, ProbeStatus
 from probes.targets import Credential, Target
-from probes.vendor_http import IDENTIFY_PATHS, VendorReadout, VendorSession, says_vendor
+from probes.vendor_http import IDENTIFY_PATHS, HttpReply, VendorReadout, VendorSession, auth_error, says_vendor
 
 LOGGER = logging.getLogger(__name__)
 
@@ -34,10 +34,12 @@ _RECORDER_WORDS = ("NVR", "XVR", "DVR", "HCVR", "IVSS")
 _ONVIF_FIELDS = ("identity", "clock", "network", "profiles", "stream_uris")
 
 
-async def identify(host: str, port: int, *, timeout_s: float = 3.0, limiter: Any = None) -> str | None:
-    """"isapi" or "dahua" when the web server at host:port identifies as Hikvision or Dahua, else None.
+async def identify(host: str, port: int, *, timeout_s: float = 3.0,
+                   limiter: Any = None) -> tuple[str | None, HttpReply | None]:
+    """("isapi" or "dahua", the challenge reply) when the web server identifies as Hikvision or Dahua.
 
-    Two unauthenticated GETs at most; they carry no credential, so they count towards no lock-out.
+    Two unauthenticated GETs at most; they carry no credential, so they count towards no lock-out. The
+    challenge is kept: a device that already names a lock in it gets no credential at all.
     """
     session = VendorSession(host, port, timeout_s=timeout_s, limiter=limiter, max_reply_bytes=64 * 1024)
     try:
@@ -47,12 +49,20 @@ async def identify(host: str, port: int, *, timeout_s: float = 3.0, limiter: Any
             except ProbeError:
                 continue  # a too-large or broken reply identifies nothing
             if says_vendor(brand, reply.status, reply.headers, reply.body):
-                return brand
+                return brand, reply
     except Exception:  # noqa: BLE001 - identification is a hint; never let it break the probe
         LOGGER.debug("%s:%s: vendor identification failed", host, port, exc_info=True)
     finally:
         await session.close()
-    return None
+    return None, None
+
+
+def names_lock(reply: HttpReply | None) -> bool:
+    """True when an unauthenticated 401 already says that our address or the account is locked."""
+    if reply is None or reply.status != 401:
+        return False
+    body = reply.body[:4096].lower()
+    return b"<lockstatus>lock</lockstatus>" in body or (body.startswith(b"error") and b"lock" in body)
 
 
 def looks_like_recorder(manufacturer: str | None, model: str | None) -> bool:
@@ -153,11 +163,15 @@ async def vendor_fallback(target: Target, credentials: Sequence[Credential], rea
                             {**readout.stream_uris})
     if obs.status not in FALLBACK_STATUSES:
         return readout
-    brand = await identify(target.host, target.port, timeout_s=min(timeout_s, 3.0), limiter=limiter)
+    brand, challenge = await identify(target.host, target.port, timeout_s=min(timeout_s, 3.0), limiter=limiter)
     if brand is None:
         return readout
     creds = [readout.credential] if readout.credential is not None else list(credentials)
-    data, cred, error, attempts = await _read(brand, target, creds, timeout_s=timeout_s, limiter=limiter)
+    if names_lock(challenge):
+        data, cred, attempts = None, None, 0
+        error: ProbeError | None = auth_error(challenge, IDENTIFY_PATHS[0 if brand == "isapi" else 1][1], True)
+    else:
+        data, cred, error, attempts = await _read(brand, target, creds, timeout_s=timeout_s, limiter=limiter)
     LOGGER.info("%s: %s read after ONVIF %s: %s (%d authenticated request(s))", target.address, brand,
                 obs.status.value, "ok" if data else (error.status.value if error else "no credential"), attempts)
     if data is not None:

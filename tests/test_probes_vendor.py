@@ -61,6 +61,7 @@ FLEET = {"fleet": "vendor-test", "defaults": DEMO["defaults"], "cameras": [
     _camera("hik-lock", "127.79.4.11", lockout={"attempts": 2, "seconds": 600}),
     _camera("hik-lock-onvif", "127.79.4.12", protocols=["onvif", "isapi"], onvif_users=False,
             lockout={"attempts": 3, "seconds": 600}),
+    _demo("wp-dahua-01", "127.79.4.13", name="dahua-lock", lockout={"attempts": 1, "seconds": 600}),
     _camera("onvif-sd-card", "127.79.5.11", manufacturer="Uniview", model="IPC2124LB", protocols=["onvif"],
             recording_days=21, clock_offset_s=120),
 ]}
@@ -211,9 +212,9 @@ def test_lockout_gets_no_extra_credential_attempts(fleet):
     obs = probe(fleet, "hik-lock", [WRONG, GOOD])  # the second failure locks; GOOD must not be tried
     assert obs.status is ProbeStatus.AUTH_FAILED and "locked" in obs.error
     assert guard.credentialed == 2
-    obs = probe(fleet, "hik-lock", [GOOD, WRONG])  # locked: one refused attempt, then stop
+    obs = probe(fleet, "hik-lock", [GOOD, WRONG])  # the unauthenticated challenge names the lock: no attempt
     assert obs.status is ProbeStatus.AUTH_FAILED and "locked" in obs.error
-    assert guard.credentialed == 3 and guard.failures == 2
+    assert guard.credentialed == 2 and guard.failures == 2
 
 
 def test_lockout_spanning_onvif_and_isapi_stops_the_fallback(fleet):
@@ -266,3 +267,12 @@ def test_profile_g_recording_summary_gives_retention(fleet):
     assert abs(obs.retention_days - 21) <= 0.1
     nvr = probe(fleet, "hik-onvif-nvr")  # both: the recorder's per-channel numbers win, from ISAPI
     assert nvr.field_sources["retention"] == "isapi" and abs(nvr.retention_days - 3) <= 0.1
+
+
+def test_dahua_lockout_stops_at_the_named_lock(fleet):
+    """Dahua names the lock in its Error body: the second credential is never sent, nor any later one."""
+    guard = fleet.guard("dahua-lock")
+    obs = probe(fleet, "dahua-lock", [WRONG, GOOD])
+    assert obs.status is ProbeStatus.AUTH_FAILED and "locked" in obs.error and guard.credentialed == 1
+    obs = probe(fleet, "dahua-lock", [GOOD])
+    assert obs.status is ProbeStatus.AUTH_FAILED and "locked" in obs.error and guard.credentialed == 1
