@@ -276,3 +276,26 @@ def test_dahua_lockout_stops_at_the_named_lock(fleet):
     assert obs.status is ProbeStatus.AUTH_FAILED and "locked" in obs.error and guard.credentialed == 1
     obs = probe(fleet, "dahua-lock", [GOOD])
     assert obs.status is ProbeStatus.AUTH_FAILED and "locked" in obs.error and guard.credentialed == 1
+
+
+def test_dahua_error_body_with_status_200_is_an_error(fleet):
+    """Some Dahua firmware answers failures with HTTP 200 and an Error body: the body decides, not the status."""
+    from probes.dahua import cgi, parse_kv
+    from probes.errors import NotSupported
+    from probes.vendor_http import VendorSession
+
+    cam = fleet["dahua-nvr"]
+
+    async def ask():
+        session = VendorSession(cam.host, cam.port, timeout_s=5)
+        session.use_credentials("admin", "Demo#2567")
+        try:
+            reply = await session.request("GET", "/cgi-bin/magicBox.cgi?action=noSuchAction")
+            with pytest.raises(NotSupported, match="answered Error"):
+                parse_kv(reply, "magicBox")
+            assert (await cgi(session, "/cgi-bin/magicBox.cgi?action=getDeviceType"))["type"] == cam.spec.model
+            return reply.status
+        finally:
+            await session.close()
+
+    assert asyncio.run(ask()) == 200
