@@ -58,6 +58,10 @@ class CameraBinding:
         self.vendor_digest = HttpDigest(realm=f"Login to {self.spec.serial}" if "dahua" in vendor.protocols
                                         else self.spec.model)
         self.guard = AuthGuard(vendor.lockout_attempts, vendor.lockout_seconds)
+        # Hikvision locks the client's address whatever the protocol; Dahua keeps the device account and
+        # the ONVIF user apart, each with its own failure count (PITFALLS.md).
+        self.onvif_guard = (AuthGuard(vendor.lockout_attempts, vendor.lockout_seconds)
+                            if "dahua" in vendor.protocols else self.guard)
 
     @property
     def base_url(self) -> str:
@@ -309,15 +313,15 @@ class OnvifFleetServer:
         cam = b.spec
         client = request.remote or "?"
         digest_ok = False
-        if b.guard.locked_for(client):
-            b.guard.credentialed += 1
+        if b.onvif_guard.locked_for(client):
+            b.onvif_guard.credentialed += 1
             return _fault_response(SoapFault("Sender", "ter:NotAuthorized", "Sender not authorized (locked)",
                                              status=400))
         if cam.has("http_digest"):
             header = request.headers.get("Authorization")
             result = b.digest.check(header, request.method, cam.username, cam.password)
             if header:
-                b.guard.record(client, result.ok)
+                b.onvif_guard.record(client, result.ok)
             if not result.ok:
                 LOGGER.debug("%s: HTTP Digest rejected: %s", b.host, result.reason)
                 return web.Response(status=401, text=_HTML_401, content_type="text/html",
@@ -331,7 +335,7 @@ class OnvifFleetServer:
         if result.ok and not cam.vendor.onvif_users:
             result = type(result)(False, "ONVIF has no users")  # ONVIF on, but nobody created an ONVIF user
         if has_token:
-            b.guard.record(client, result.ok)
+            b.onvif_guard.record(client, result.ok)
         if result.ok:
             return None
         LOGGER.debug("%s: WS-Security rejected: %s", b.host, result.reason)
