@@ -170,7 +170,7 @@ class Observation:
 
     @property
     def ok(self) -> bool:
-        """True when the ONVIF read succeeded."""
+        """True when the device was read (over ONVIF, or a vendor API when ONVIF could not)."""
         return self.status is ProbeStatus.OK
 
     @property

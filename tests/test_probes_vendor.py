@@ -299,3 +299,27 @@ def test_dahua_error_body_with_status_200_is_an_error(fleet):
             await session.close()
 
     assert asyncio.run(ask()) == 200
+
+
+def test_isapi_response_status_and_userchecks_are_mapped(fleet):
+    """A camera asked for recorder resources answers ResponseStatus notSupport (HTTP 403): NotSupported."""
+    from probes.errors import AuthFailed, NotSupported
+    from probes.isapi import get
+    from probes.vendor_http import VendorSession
+
+    cam = fleet["ms-isapi-01"]
+
+    async def ask(password: str, path: str):
+        session = VendorSession(cam.host, cam.port, timeout_s=5)
+        session.use_credentials("admin", password)
+        try:
+            return await get(session, path)
+        finally:
+            await session.close()
+
+    with pytest.raises(NotSupported, match="notSupport"):
+        asyncio.run(ask("Demo#2567", "/ISAPI/ContentMgmt/InputProxy/channels"))
+    with pytest.raises(AuthFailed, match="rejected"):
+        asyncio.run(ask("not-it", "/ISAPI/System/deviceInfo"))
+    root = asyncio.run(ask("Demo#2567", "/ISAPI/System/deviceInfo"))
+    assert root.tag == "{http://www.hikvision.com/ver10/XMLSchema}DeviceInfo"
