@@ -23,6 +23,7 @@ import aiohttp
 from probes.errors import ProbeError
 from probes.soap import child, envelope, find_any, local, parse_reply, soap_fault, text
 from probes.targets import DEFAULT_PATH, Target
+from probes.vendor_http import IDENTIFY_PATHS, says_vendor
 
 __all__ = ["DEFAULT_PORTS", "DiscoveredDevice", "sweep", "ws_discover", "parse_cidrs", "preferred_xaddr",
            "interface_addresses"]
@@ -65,7 +66,8 @@ def parse_cidrs(cidrs: Iterable[str], *, limit: int = MAX_SWEEP_ADDRESSES) -> li
 
 async def sweep(cidrs: Sequence[str], ports: Sequence[int] = DEFAULT_PORTS, *, concurrency: int = 256,
                 timeout_s: float = 1.5) -> list[Target]:
-    """Hosts in ``cidrs`` that answer an unauthenticated ONVIF GetSystemDateAndTime on one of ``ports``.
+    """Hosts in ``cidrs`` that answer an unauthenticated ONVIF GetSystemDateAndTime on one of ``ports``,
+    or whose web server there identifies as Hikvision or Dahua (ONVIF off: read through the vendor API).
 
     Each host is reported once, on the first port in ``ports`` order that answered.
     """
@@ -87,7 +89,9 @@ async def sweep(cidrs: Sequence[str], ports: Sequence[int] = DEFAULT_PORTS, *, c
 
         async def worker() -> None:
             for host, port in pairs:
-                if await _answers_onvif(session, host, port, body, timeout_s):
+                answer = await _answers_onvif(session, host, port, body, timeout_s)
+                # A web server that is no ONVIF device may be a Hikvision/Dahua with ONVIF off: keep it too.
+                if answer == "onvif" or (answer == "http" and await _answers_vendor(session, host, port, timeout_s)):
                     found.setdefault(host, set()).add(port)
 
         await asyncio.gather(*(worker() for _ in range(min(concurrency, len(hosts) * len(ports) or 1))))
@@ -98,9 +102,26 @@ async def sweep(cidrs: Sequence[str], ports: Sequence[int] = DEFAULT_PORTS, *, c
     return targets
 
 
+async def _answers_vendor(session: aiohttp.ClientSession, host: str, port: int, timeout_s: float) -> bool:
+    """True when the web server at host:port identifies as Hikvision or Dahua (unauthenticated GETs)."""
+    scheme = "https" if port == 443 else "http"
+    bracketed = f"[{host}]" if ":" in host else host
+    for brand, path in IDENTIFY_PATHS:
+        try:
+            async with asyncio.timeout(timeout_s):
+                async with session.get(f"{scheme}://{bracketed}:{port}{path}", allow_redirects=False) as resp:
+                    content = await resp.content.read(_SWEEP_REPLY_CAP)
+                    if says_vendor(brand, resp.status, resp.headers, content):
+                        return True
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
+            return False
+    return False
+
+
 async def _answers_onvif(session: aiohttp.ClientSession, host: str, port: int, body: bytes,
-                         timeout_s: float) -> bool:
-    """True when host:port answers GetSystemDateAndTime with SOAP (a reply or a SOAP fault)."""
+                         timeout_s: float) -> str | None:
+    """"onvif" when host:port answers GetSystemDateAndTime with SOAP (a reply or a SOAP fault), "http" when
+    an HTTP server answered something else, None when nothing answered."""
     scheme = "https" if port == 443 else "http"
     bracketed = f"[{host}]" if ":" in host else host
     url = f"{scheme}://{bracketed}:{port}{DEFAULT_PATH}"
@@ -110,16 +131,17 @@ async def _answers_onvif(session: aiohttp.ClientSession, host: str, port: int, b
             async with session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
                 content = await resp.content.read(_SWEEP_REPLY_CAP)
     except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
-        return False
+        return None
     try:
         root = parse_reply(content, what="GetSystemDateAndTime reply").root
     except ProbeError:
-        return False
+        return "http"
     if local(root.tag) != "Envelope":
-        return False
+        return "http"
     if find_any(root, "GetSystemDateAndTimeResponse") is not None:
-        return True
-    return soap_fault(root) is not None  # an ONVIF device that wants credentials even for this call
+        return "onvif"
+    # a SOAP fault: an ONVIF device that wants credentials even for this call
+    return "onvif" if soap_fault(root) is not None else "http"
 
 
 # -- WS-Discovery -------------------------------------------------------------------------------------------

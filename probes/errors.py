@@ -7,6 +7,7 @@ Low-level errors (aiohttp, zeep, lxml, OpenCV) are mapped at the boundary with
     ├── Unreachable                 -> unreachable     nothing answers: host down, port closed, no route
     ├── ProbeTimeout                -> timeout         connected, but no answer within the timeout
     ├── AuthFailed                  -> auth_failed     credentials rejected (or clock skew broke the digest)
+    │   └── Locked                  -> auth_failed     the device locked the account or our address: stop trying
     ├── OnvifDisabled               -> onvif_disabled  an HTTP server answers, ONVIF is switched off
     ├── NotOnvif                    -> not_onvif       an HTTP server answers that is no ONVIF device
     ├── NotSupported                -> not_supported   a required ONVIF service or operation is missing
@@ -23,6 +24,7 @@ __all__ = [
     "Unreachable",
     "ProbeTimeout",
     "AuthFailed",
+    "Locked",
     "OnvifDisabled",
     "NotOnvif",
     "NotSupported",
@@ -59,6 +61,10 @@ class AuthFailed(ProbeError):
     """Every credential was rejected (WS-Security and HTTP Digest), or the clock broke the digest."""
 
     status = ProbeStatus.AUTH_FAILED
+
+
+class Locked(AuthFailed):
+    """The device says the account (or our address) is locked after failed logins; try nothing more."""
 
 
 class OnvifDisabled(ProbeError):

@@ -22,13 +22,15 @@ __all__ = [
     "DeviceIdentity",
     "MediaProfile",
     "StreamCheck",
+    "ChannelInfo",
+    "StorageInfo",
     "Observation",
     "redact_uri",
     "SCHEMA_VERSION",
 ]
 
 #: Bumped when a field changes meaning; stored with every observation.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: protocols, field_sources, onvif_status, channels, storage, retention_days, device_type
 
 REDACTED = "***"
 
@@ -65,6 +67,7 @@ class DeviceIdentity:
     location: str | None = None  # from onvif://www.onvif.org/location/ scope, URL-decoded
     scopes: tuple[str, ...] = ()
     onvif_profiles: tuple[str, ...] = ()  # "S", "T", "G"... from onvif://www.onvif.org/Profile/ scopes
+    device_type: str | None = None  # vendor API: "IPCamera", "NVR", "DVR"... (ISAPI deviceType, Dahua type)
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ class MediaProfile:
     quality: float | None = None
     stream_uri: str | None = None  # credentials redacted
     snapshot_uri: str | None = None  # credentials redacted
-    media_service: str = "media"  # "media" (ver10) or "media2" (ver20)
+    media_service: str = "media"  # "media" (ver10), "media2" (ver20), "isapi" or "dahua" (vendor APIs)
     video_source_token: str | None = None
 
 
@@ -106,6 +109,38 @@ class StreamCheck:
 
 
 @dataclass(frozen=True)
+class ChannelInfo:
+    """One camera behind a recorder, as the recorder reports it (its address is often internal only)."""
+
+    channel: int
+    name: str | None = None
+    address: str | None = None  # the camera's own address on the recorder's network (e.g. 192.168.254.2)
+    protocol: str | None = None  # how the recorder reaches it: HIKVISION, ONVIF, Private...
+    manufacturer: str | None = None
+    model: str | None = None
+    serial: str | None = None
+    mac: str | None = None
+    firmware: str | None = None
+    online: bool | None = None
+    status_detail: str | None = None  # the recorder's words: connect, netUnreachable, Disconnected...
+    profiles: tuple[MediaProfile, ...] = ()  # the channel's streams, served through the recorder
+    stream_uri: str | None = None  # main stream through the recorder's address, credentials redacted
+    retention_days: float | None = None  # days between the oldest recording and now
+    source: str = ""  # protocol that reported the channel: "isapi", "dahua", "onvif"
+
+
+@dataclass(frozen=True)
+class StorageInfo:
+    """One disk of a recorder (or a camera's card)."""
+
+    name: str
+    status: str | None = None  # normalised: ok, failed, unformatted, missing, or the device's word
+    capacity_gb: float | None = None
+    free_gb: float | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class Observation:
     """Everything one probe of one address saw. A partial read keeps what was read."""
 
@@ -125,10 +160,17 @@ class Observation:
     warnings: tuple[str, ...] = ()  # non-fatal problems: a failed optional call, a placeholder value
     raw_errors: tuple[str, ...] = ()  # short diagnostic excerpts of bad replies (already redacted)
     schema_version: int = SCHEMA_VERSION
+    protocols: tuple[str, ...] = ()  # what answered with data: "onvif", "isapi", "dahua"
+    field_sources: dict[str, str] = field(default_factory=dict)  # field group -> protocol it came from
+    onvif_status: str | None = None  # the ONVIF outcome when another protocol read the device instead
+    onvif_enabled: bool | None = None  # as the vendor API reports it (None: unknown)
+    channels: tuple[ChannelInfo, ...] = ()  # recorders: the cameras behind them
+    storage: tuple[StorageInfo, ...] = ()
+    retention_days: float | None = None  # shortest retention over the recording channels
 
     @property
     def ok(self) -> bool:
-        """True when the ONVIF read succeeded."""
+        """True when the device was read (over ONVIF, or a vendor API when ONVIF could not)."""
         return self.status is ProbeStatus.OK
 
     @property
@@ -165,6 +207,12 @@ class Observation:
         if values.get("device") is not None:
             values["device"] = DeviceIdentity(**_tuples(_known(DeviceIdentity, values["device"])))
         values["profiles"] = tuple(MediaProfile(**_known(MediaProfile, p)) for p in values.get("profiles") or ())
+        values["channels"] = tuple(
+            ChannelInfo(**{**_known(ChannelInfo, c), "profiles": tuple(MediaProfile(**_known(MediaProfile, p))
+                                                                      for p in c.get("profiles") or ())})
+            for c in values.get("channels") or ())
+        values["storage"] = tuple(StorageInfo(**_known(StorageInfo, d)) for d in values.get("storage") or ())
+        values["field_sources"] = dict(values.get("field_sources") or {})
         checks = []
         for raw in values.get("stream_checks") or ():
             check = _known(StreamCheck, raw)

@@ -17,6 +17,7 @@ from probes.onvif import OnvifReadout, probe_onvif_detailed
 from probes.results import Observation, ProbeStatus, StreamCheck, utc_now_iso
 from probes.soap import HostLimiter
 from probes.targets import Credential, Target
+from probes.vendor import vendor_fallback
 
 __all__ = ["Target", "Credential", "probe_many", "probe_many_sync", "probe_one", "ProgressCallback",
            "CredentialSource"]
@@ -102,6 +103,8 @@ async def probe_one(target: Target, credentials: CredentialSource, *, limiter: H
     try:
         creds = list(credentials(target) if callable(credentials) else credentials)
         readout = await probe_onvif_detailed(target, creds, timeout_s=timeout_s, limiter=limiter)
+        # Vendor hook: Hikvision/Dahua with ONVIF off, absent or refusing, and recorders' channels.
+        readout = await vendor_fallback(target, creds, readout, timeout_s=timeout_s, limiter=limiter)
         if with_streams and readout.observation.profiles:
             checks = await _stream_checks(readout, limiter, stream_timeout_s, executor, stream_profiles, sample_s,
                                           stream_slots)

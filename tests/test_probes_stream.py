@@ -57,6 +57,11 @@ def test_measured_streams_match_the_fleet_file(demo_streams):
         if obs.status is not ProbeStatus.OK:
             assert obs.status is ProbeStatus.ONVIF_DISABLED and not obs.stream_checks
             continue
+        if "onvif" not in cam.get("protocols", ["onvif"]):
+            # Read through ISAPI/Dahua: the main stream of the device (a recorder's channel 1) at the vendor path.
+            [check] = obs.stream_checks
+            assert check.ok and (check.width, check.height) == (1920, 1080), (sim.name, check.error)
+            continue
         main = cam["profiles"][0]
         want = {"width": main["width"], "height": main["height"], "fps": main["fps"], "codec": main["encoding"],
                 "image": "pattern", **(main.get("stream") or {})}

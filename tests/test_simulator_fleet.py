@@ -45,11 +45,38 @@ def test_shipped_fleets_follow_the_address_plan():
     ({"profiles": [{"token": "P1", "width": 1920}]}, "height: is required"),
     ({"profiles": [{"token": "P1", "width": 64, "height": 64, "stream": {"image": "snow"}}]}, "'snow' is not one of"),
     ({"profiles": []}, "at least one profile"),
+    ({"protocols": ["ftp"]}, "unknown protocol 'ftp'"),
+    ({"protocols": ["isapi", "dahua"]}, "either isapi (Hikvision) or dahua"),
+    ({"kind": "recorder"}, "channels: a recorder needs at least one channel"),
+    ({"kind": "nvr"}, "kind: 'nvr' is not one of camera, recorder"),
+    ({"channels": [{"channel": 1}]}, "only 'kind: recorder' has channels"),
+    ({"kind": "recorder", "channels": [{"channel": 1, "address": "x"}]}, "channels[0].address: 'x' is not an IPv4"),
+    ({"kind": "recorder", "channel_defaults": {"profiles": CAM["profiles"]}, "channels": [{"channel": 1}, {"channel": 1}]},
+     "duplicate channel numbers"),
+    ({"kind": "recorder", "channels": [{"channel": 1}]}, "channels[0].profiles: at least one profile"),
+    ({"disks": [{"capacity_gb": 100, "free_gb": 200}]}, "disks[0].free_gb: must be between 0 and capacity_gb"),
+    ({"disks": [{"status": "melted"}]}, "status: 'melted' is not one of"),
+    ({"vendor_quirks": ["bogus"]}, "unknown vendor quirk 'bogus'"),
+    ({"isapi_namespace": "ver30"}, "isapi_namespace: 'ver30' is not one of ver10, ver20"),
 ])
 def test_bad_camera_entries_are_named(change, message):
     with pytest.raises(FleetError) as info:
         load_fleet({"fleet": "t", "cameras": [{**CAM, **change}]})
     assert "camera 'c1'" in str(info.value) and message in str(info.value)
+
+
+def test_vendor_devices_of_the_demo_fleet():
+    """The recorder's channels become its profiles at vendor RTSP paths; ONVIF off means onvif_disabled."""
+    demo = load_fleet(ROOT / "config/fleets/demo.yaml")
+    nvr = demo.camera("ms-nvr-01")
+    assert nvr.vendor.kind == "recorder" and [c.channel for c in nvr.vendor.channels] == list(range(1, 9))
+    assert nvr.rtsp_path(nvr.profiles[0]) == "/Streaming/Channels/101" and nvr.profiles[0].token == "Ch1_main"
+    assert [c.channel for c in nvr.vendor.channels if not c.online] == [8]
+    assert all(p.stream is None for p in nvr.vendor.channels[7].profiles)  # offline: nothing served
+    assert nvr.has("onvif_disabled") and not nvr.vendor.onvif
+    dahua = demo.camera("wp-dahua-01")
+    assert dahua.rtsp_path(dahua.profiles[1]) == "/cam/realmonitor?channel=1&subtype=1"
+    assert demo.camera("ms-market-01").rtsp_path(demo.camera("ms-market-01").profiles[0]) == "/ms-market-01/Profile_1"
 
 
 def test_bad_files_and_duplicates(tmp_path):

@@ -1,4 +1,5 @@
-"""``cctv-monitor discover``: find ONVIF devices by WS-Discovery on one interface or by sweeping ranges."""
+"""``cctv-monitor discover``: find devices by WS-Discovery, SADP and Dahua discovery on one interface, or by
+sweeping ranges."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ def register(group: AppGroup) -> None:
 
     @group.command("discover", with_appcontext=False)
     @click.option("--interface", "-i", "interface",
-                  help="Send WS-Discovery multicast Probes on this network interface (e.g. eth0).")
+                  help="Send WS-Discovery, Hikvision SADP and Dahua discovery multicasts on this network "
+                       "interface (e.g. eth0).")
     @click.option("--range", "-r", "ranges", multiple=True, metavar="CIDR",
                   help="Sweep this address range (repeatable), e.g. 192.168.1.0/24.")
     @click.option("--ports", default="80,8000,8080,8899,443", show_default=True,
@@ -26,10 +28,16 @@ def register(group: AppGroup) -> None:
     @click.option("--json", "as_json", is_flag=True, help="Print the devices as a JSON list.")
     def discover(interface: str | None, ranges: tuple[str, ...], ports: str, timeout_s: float | None,
                  concurrency: int, as_json: bool) -> None:
-        """Find ONVIF devices. Needs --interface or --range: nothing is scanned that was not named."""
+        """Find cameras and recorders. Needs --interface or --range: nothing is scanned that was not named.
+
+        --interface: WS-Discovery (ONVIF), Hikvision SADP (UDP 37020) and Dahua discovery (UDP 37810), which
+        also find devices with ONVIF off and say whether a Hikvision device was ever activated. --range:
+        addresses answering ONVIF, or whose web server is Hikvision or Dahua.
+        """
         import asyncio
 
         from probes.discovery import sweep, ws_discover
+        from probes.vendor_discovery import vendor_discover
 
         if not interface and not ranges:
             raise click.UsageError("name what to search: --interface IF (WS-Discovery) and/or --range CIDR "
@@ -46,6 +54,8 @@ def register(group: AppGroup) -> None:
                     rows.append({"method": "ws-discovery", "address": dev.address, "xaddr": dev.preferred_xaddr,
                                  "xaddrs": list(dev.xaddrs), "scopes": list(dev.scopes), "types": list(dev.types),
                                  "epr": dev.epr})
+                for found in vendor_discover(interface, timeout_s=timeout_s or 3.0):
+                    rows.append({**found.to_dict(), "method": found.method, "xaddr": None})
             if ranges:
                 found = asyncio.run(sweep(list(ranges), port_list, concurrency=concurrency,
                                           timeout_s=timeout_s or 1.5))
@@ -58,8 +68,13 @@ def register(group: AppGroup) -> None:
             click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
             return
         if not rows:
-            click.echo("No ONVIF devices found.")
+            click.echo("No devices found.")
             return
         for row in rows:
+            if row["method"] in ("sadp", "dahua"):
+                state = {True: "", False: "  NOT ACTIVATED", None: ""}[row.get("activated")]
+                click.echo(f"{row['address']:<16} {row['manufacturer']} {row.get('model') or '?'} serial "
+                           f"{row.get('serial') or '?'} MAC {row.get('mac') or '?'}{state}  ({row['method']})")
+                continue
             click.echo(f"{row['address']:<16} {row['xaddr'] or '-'}  ({row['method']})")
         click.echo(f"{len(rows)} device(s) found.")

@@ -25,7 +25,9 @@ def register(group: AppGroup) -> None:
               timeout_s: float, stream_timeout_s: float, as_json: bool) -> None:
         """Probe ADDRESS (HOST, HOST:PORT or a device service URL) and print one observation.
 
-        Exits 0 when the ONVIF read succeeded, 1 otherwise.
+        ONVIF first; a Hikvision or Dahua device whose ONVIF is off or refuses the credential is read
+        through ISAPI or the Dahua HTTP API with the same credential (recorders: channels, disks,
+        retention). Exits 0 when the device was read, 1 otherwise.
         """
         from probes.scan import Credential, Target, probe_many_sync
 
@@ -60,6 +62,18 @@ def format_observation(obs) -> str:  # noqa: ANN001 - probes.results.Observation
                      + (f"; NTP {', '.join(obs.ntp_servers)}" if obs.ntp_servers else ""))
     if obs.services:
         lines.append(f"  services: {', '.join(obs.services)}")
+    if obs.protocols:
+        onvif = f" (ONVIF: {obs.onvif_status})" if obs.onvif_status else ""
+        lines.append(f"  read by:  {', '.join(obs.protocols)}{onvif}")
+    for ch in obs.channels:
+        state = {True: "online", False: "OFFLINE", None: "?"}[ch.online]
+        kept = f", {ch.retention_days:g} days recorded" if ch.retention_days is not None else ""
+        lines.append(f"  channel {ch.channel}: {ch.name or '-'} {ch.model or '?'} at {ch.address or '?'} {state}{kept}")
+        if ch.stream_uri:
+            lines.append(f"      stream:   {ch.stream_uri}")
+    for disk in obs.storage:
+        lines.append(f"  disk {disk.name}: {disk.status or '?'}, {disk.free_gb if disk.free_gb is not None else '?'} of "
+                     f"{disk.capacity_gb if disk.capacity_gb is not None else '?'} GB free")
     for prof in obs.profiles:
         lines.append(f"  profile {prof.token} ({prof.name or '-'}, {prof.media_service}): {prof.encoding or '?'} "
                      f"{prof.width or '?'}x{prof.height or '?'} @ {prof.fps or '?'} fps, "

@@ -9,12 +9,14 @@ import copy
 import ipaddress
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import quote
 
 import yaml
+
+from cctv_monitor.simulator.vendor_spec import VendorSpec, parse_vendor, vendor_path
 
 LOGGER = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class ProfileSpec:
     gov_length: int
     quality: float = 5.0
     stream: StreamSpec | None = None
+    path: str | None = None  # RTSP path (vendor style, e.g. /Streaming/Channels/101); None: /<camera>/<token>
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class CameraSpec:
     delay_ms: float = 0.0
     expect: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    vendor: VendorSpec = field(default_factory=VendorSpec)
 
     def quirk(self, name: str) -> Mapping[str, Any] | None:
         """Parameters of quirk ``name`` when the camera has it, else None."""
@@ -118,9 +122,13 @@ class CameraSpec:
         """ONVIF device service URL."""
         return f"http://{self.host}:{self.onvif_port}/onvif/device_service"
 
+    def rtsp_path(self, profile: ProfileSpec) -> str:
+        """RTSP path (and query) of ``profile``: the vendor's style when set, else ``/<camera>/<token>``."""
+        return profile.path or f"/{self.name}/{profile.token}"
+
     def rtsp_url(self, profile: ProfileSpec) -> str:
         """RTSP URL of ``profile`` (without credentials)."""
-        return f"rtsp://{self.host}:{self.rtsp_port}/{self.name}/{profile.token}"
+        return f"rtsp://{self.host}:{self.rtsp_port}{self.rtsp_path(profile)}"
 
     @property
     def rtsp_urls(self) -> dict[str, str]:
@@ -286,14 +294,23 @@ def _parse_camera(source: str, raw: Any, defaults: Mapping[str, Any], index: int
     if not addr.is_loopback:
         raise ctx.fail("host", f"{host} is not a 127.x address; loopback mode binds only 127.0.0.0/8")
     media2 = bool(data.get("media2", False))
+    vendor = parse_vendor(ctx, data, lambda raw, i: _parse_profile(ctx, raw, i, media2))
     profiles_raw = data.get("profiles")
-    if not isinstance(profiles_raw, list) or not profiles_raw:
+    if vendor.kind == "recorder" and not profiles_raw:
+        # A recorder's own media profiles are its channels' streams, served at its own address.
+        profiles = [p for ch in vendor.channels for p in ch.profiles]
+    elif not isinstance(profiles_raw, list) or not profiles_raw:
         raise ctx.fail("profiles", "at least one profile is required")
-    profiles = [_parse_profile(ctx, p, i, media2) for i, p in enumerate(profiles_raw)]
+    else:
+        profiles = [_parse_profile(ctx, p, i, media2) for i, p in enumerate(profiles_raw)]
+        if (path_of := vendor_path(vendor)) is not None:
+            profiles = [replace(p, path=path_of(1, i)) for i, p in enumerate(profiles)]
     tokens = [p.token for p in profiles]
     if len(set(tokens)) != len(tokens):
         raise ctx.fail("profiles", f"duplicate tokens in {tokens}")
     quirks = _parse_quirks(ctx, data.get("quirks"))
+    if not vendor.onvif and not any(q.name == "onvif_disabled" for q in quirks):
+        quirks.append(Quirk("onvif_disabled"))  # ONVIF off: 403 page, no WS-Discovery, as the firmware does
     macs_raw = data.get("macs") or []
     if isinstance(macs_raw, str):
         macs_raw = [macs_raw]
@@ -321,7 +338,7 @@ def _parse_camera(source: str, raw: Any, defaults: Mapping[str, Any], index: int
         clock_offset_s=clock, ntp=dict(data.get("ntp") or {"from_dhcp": False, "servers": ["pool.ntp.org"]}),
         media2=media2, profiles=profiles, quirks=quirks, online=bool(data.get("online", True)),
         hostname=ctx.str(data, "hostname", name), delay_ms=ctx.num(data, "delay_ms", 0),
-        expect=dict(data.get("expect") or {}), raw=dict(raw))
+        expect=dict(data.get("expect") or {}), raw=dict(raw), vendor=vendor)
     # Quirks that change what the wire says about identity are applied once, here.
     if (q := cam.quirk("clock_skew")) is not None:
         cam.clock_offset_s = float(q.get("offset_s", 300))

@@ -84,7 +84,10 @@ class FleetRuntime:
                 if self._netns is not None:
                     from cctv_monitor.simulator.wsdiscovery_responder import start_responders
 
+                    from cctv_monitor.simulator.vendor_discovery_responder import start_vendor_responders
+
                     self._discovery = await start_responders(self._netns, self.bindings)
+                    self._discovery += await start_vendor_responders(self.bindings)
                 self.startup_s = time.monotonic() - started
                 if on_ready is not None:
                     await on_ready()

@@ -19,9 +19,10 @@ from typing import Awaitable, Callable
 from aiohttp import web
 from lxml import etree
 
-from cctv_monitor.simulator import soap
+from cctv_monitor.simulator import dahua_server, isapi_server, soap
 from cctv_monitor.simulator.auth import HttpDigest, check_ws_security
 from cctv_monitor.simulator.fleet import CameraSpec, ProfileSpec
+from cctv_monitor.simulator.vendor_spec import AuthGuard
 
 LOGGER = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ _HTML_401 = ("<!DOCTYPE html><html><head><title>401 Unauthorized</title></head><
 _HTML_403 = ("<!DOCTYPE html><html><head><title>403 Forbidden</title></head><body><h1>403 Forbidden</h1>"
              "<p>ONVIF service is disabled. Enable it under Network &gt; Advanced &gt; Integration Protocol.</p>"
              "</body></html>")
-_SERVICES = {"/onvif/device_service": "device", "/onvif/media_service": "media", "/onvif/media2_service": "media2"}
+_SERVICES = {"/onvif/device_service": "device", "/onvif/media_service": "media", "/onvif/media2_service": "media2",
+             "/onvif/search_service": "search"}
 _NO_AUTH_OPS = {("device", "GetSystemDateAndTime")}
 
 
@@ -51,6 +53,15 @@ class CameraBinding:
 
     def __post_init__(self) -> None:
         self.digest = HttpDigest(realm=f"{self.spec.manufacturer} {self.spec.name}")
+        vendor = self.spec.vendor
+        # Hikvision's realm is the model; Dahua's names the device ("Login to <serial>").
+        self.vendor_digest = HttpDigest(realm=f"Login to {self.spec.serial}" if "dahua" in vendor.protocols
+                                        else self.spec.model)
+        self.guard = AuthGuard(vendor.lockout_attempts, vendor.lockout_seconds)
+        # Hikvision locks the client's address whatever the protocol; Dahua keeps the device account and
+        # the ONVIF user apart, each with its own failure count (PITFALLS.md).
+        self.onvif_guard = (AuthGuard(vendor.lockout_attempts, vendor.lockout_seconds)
+                            if "dahua" in vendor.protocols else self.guard)
 
     @property
     def base_url(self) -> str:
@@ -66,11 +77,18 @@ class CameraBinding:
 
     def rtsp_url(self, prof: ProfileSpec) -> str:
         """RTSP URL of a profile at the advertised address."""
-        return f"rtsp://{self.host}:{self.rtsp_port}/{self.spec.name}/{prof.token}"
+        return f"rtsp://{self.host}:{self.rtsp_port}{self.spec.rtsp_path(prof)}"
 
     def camera_now(self) -> datetime:
         """The camera's clock (real UTC + its offset)."""
         return datetime.now(timezone.utc) + timedelta(seconds=self.spec.clock_offset_s)
+
+
+def _recorded_days(cam: CameraSpec) -> list[float]:
+    """Days of recording per recorded track (a camera's own card, or each recorder channel)."""
+    vendor = cam.vendor
+    days = [ch.recording_days for ch in vendor.channels if ch.recording_days] if vendor.kind == "recorder" else []
+    return days or ([vendor.recording_days] if vendor.recording_days else [])
 
 
 def bind_tcp(host: str, port: int, *, fallback: bool = False, backlog: int = 128) -> socket.socket:
@@ -134,6 +152,9 @@ class OnvifFleetServer:
         self.app.router.add_post("/onvif/{service}", self._handle_soap)
         self.app.router.add_get("/onvif/snapshot/{token}.jpg", self._handle_snapshot)
         self.app.router.add_get("/", self._handle_index)
+        self.app.router.add_route("*", "/ISAPI/{tail:.*}", self._handle_isapi)
+        self.app.router.add_route("*", "/cgi-bin/{tail:.*}", self._handle_dahua)
+        self._finders = dahua_server.MediaFinders()
 
     async def start(self, *, port_fallback: bool = False) -> None:
         """Bind every camera's site; with ``port_fallback`` a busy port is replaced by a free one."""
@@ -194,6 +215,18 @@ class OnvifFleetServer:
             raise asyncio.CancelledError
         return None
 
+    async def _handle_isapi(self, request: web.Request) -> web.StreamResponse:
+        b = self._binding(request)
+        b.requests += 1
+        await self._misbehave(request, b)
+        return await isapi_server.handle(request, b)
+
+    async def _handle_dahua(self, request: web.Request) -> web.StreamResponse:
+        b = self._binding(request)
+        b.requests += 1
+        await self._misbehave(request, b)
+        return await dahua_server.handle(request, b, self._finders)
+
     async def _handle_index(self, request: web.Request) -> web.StreamResponse:
         b = self._binding(request)
         await self._misbehave(request, b)
@@ -244,7 +277,8 @@ class OnvifFleetServer:
         await self._misbehave(request, b)
         cam = b.spec
         service = _SERVICES.get(request.path)
-        if service is None or (service == "media2" and not cam.media2):
+        if service is None or (service == "media2" and not cam.media2) or (service == "search" and not
+                                                                             _recorded_days(cam)):
             return web.Response(status=404, text="Not Found")
         if (q := cam.quirk("onvif_disabled")) is not None:
             if q.get("mode") == "fault":
@@ -277,9 +311,17 @@ class OnvifFleetServer:
     def _authenticate(self, request: web.Request, b: CameraBinding, envelope: etree._Element) -> web.Response | None:
         """None when the request may proceed, else the rejection the camera sends."""
         cam = b.spec
+        client = request.remote or "?"
         digest_ok = False
+        if b.onvif_guard.locked_for(client):
+            b.onvif_guard.credentialed += 1
+            return _fault_response(SoapFault("Sender", "ter:NotAuthorized", "Sender not authorized (locked)",
+                                             status=400))
         if cam.has("http_digest"):
-            result = b.digest.check(request.headers.get("Authorization"), request.method, cam.username, cam.password)
+            header = request.headers.get("Authorization")
+            result = b.digest.check(header, request.method, cam.username, cam.password)
+            if header:
+                b.onvif_guard.record(client, result.ok)
             if not result.ok:
                 LOGGER.debug("%s: HTTP Digest rejected: %s", b.host, result.reason)
                 return web.Response(status=401, text=_HTML_401, content_type="text/html",
@@ -290,6 +332,10 @@ class OnvifFleetServer:
         if digest_ok and not has_token:
             return None  # HTTP Digest alone is accepted, as Hikvision 5.7.13 does
         result = check_ws_security(envelope, cam.username, cam.password, b.camera_now())
+        if result.ok and not cam.vendor.onvif_users:
+            result = type(result)(False, "ONVIF has no users")  # ONVIF on, but nobody created an ONVIF user
+        if has_token:
+            b.onvif_guard.record(client, result.ok)
         if result.ok:
             return None
         LOGGER.debug("%s: WS-Security rejected: %s", b.host, result.reason)
@@ -316,7 +362,8 @@ class OnvifFleetServer:
             ("device", "GetSystemDateAndTime"): lambda: soap.system_date_and_time(cam, b.camera_now()),
             ("device", "GetDeviceInformation"): lambda: soap.device_information(cam, cam.has("invalid_utf8")),
             ("device", "GetCapabilities"): lambda: soap.capabilities(b.base_url, cam.media2),
-            ("device", "GetServices"): lambda: soap.services(b.base_url, cam.media2),
+            ("device", "GetServices"): lambda: soap.services(b.base_url, cam.media2, bool(_recorded_days(cam))),
+            ("search", "GetRecordingSummary"): lambda: self._recording_summary(b),
             ("device", "GetNetworkInterfaces"): lambda: soap.network_interfaces(cam, b.host),
             ("device", "GetScopes"): lambda: soap.scopes(cam),
             ("device", "GetHostname"): lambda: soap.hostname(cam),
@@ -340,6 +387,11 @@ class OnvifFleetServer:
             raise SoapFault("Receiver", "ter:ActionNotSupported",
                             f"{operation} is not supported by the {service} service", status=500)
         return handler()
+
+    def _recording_summary(self, b: CameraBinding) -> str:
+        days = _recorded_days(b.spec)
+        now = b.camera_now()
+        return soap.recording_summary(now - timedelta(days=max(days)), now, len(days))
 
     def _media2_selection(self, b: CameraBinding, op_el: etree._Element) -> list[ProfileSpec]:
         token = _child_text(op_el, "Token")

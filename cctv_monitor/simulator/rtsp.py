@@ -171,7 +171,11 @@ class RtspFleet:
                 "bindings": [b]})
             if b not in entry["bindings"]:
                 entry["bindings"].append(b)
-            entry["mounts"].append({"path": f"/{b.spec.name}/{prof.token}",
+            # gst-rtsp-server matches the path only, so Dahua's ?channel=&subtype= variants share a mount.
+            path = b.spec.rtsp_path(prof).partition("?")[0]
+            if any(m["path"] == path for m in entry["mounts"]):
+                continue
+            entry["mounts"].append({"path": path,
                                     "launch": launch_line(prof.stream, clip_path(prof.stream, prof.bitrate_kbps))})
         config = {"servers": [{k: v for k, v in e.items() if k != "bindings"} for e in servers.values()]}
         fd, self._config_file = tempfile.mkstemp(prefix="cctvsim-rtsp-", suffix=".json")

@@ -20,8 +20,9 @@ NS = {
     "tr2": "http://www.onvif.org/ver20/media/wsdl",
     "tt": "http://www.onvif.org/ver10/schema",
     "ter": "http://www.onvif.org/ver10/error",
+    "tse": "http://www.onvif.org/ver10/search/wsdl",
 }
-DEVICE_NS, MEDIA_NS, MEDIA2_NS = NS["tds"], NS["trt"], NS["tr2"]
+DEVICE_NS, MEDIA_NS, MEDIA2_NS, SEARCH_NS = NS["tds"], NS["trt"], NS["tr2"], NS["tse"]
 PLACEHOLDER_BITRATE = 2147483647
 LOCAL_TZ = "ICT-7"  # Thailand, UTC+7, no daylight saving
 INVALID_UTF8_MARK = "\ue000"  # private-use char swapped for raw invalid bytes after encoding
@@ -93,11 +94,13 @@ def capabilities(base: str, media2: bool) -> str:
             "</tds:Capabilities></tds:GetCapabilitiesResponse>")
 
 
-def services(base: str, media2: bool) -> str:
-    """GetServicesResponse body: device and media, plus media2 (ver20) for Profile T cameras."""
+def services(base: str, media2: bool, search: bool = False) -> str:
+    """GetServicesResponse body: device and media, plus media2 (ver20) for Profile T, search for Profile G."""
     entries = [(DEVICE_NS, "device_service", 2, 60), (MEDIA_NS, "media_service", 2, 60)]
     if media2:
         entries.append((MEDIA2_NS, "media2_service", 2, 60))
+    if search:
+        entries.append((SEARCH_NS, "search_service", 2, 42))
     items = "".join(
         f"<tds:Service><tds:Namespace>{ns}</tds:Namespace><tds:XAddr>{x(base)}/onvif/{path}</tds:XAddr>"
         f"<tds:Version><tt:Major>{major}</tt:Major><tt:Minor>{minor}</tt:Minor></tds:Version></tds:Service>"
@@ -285,3 +288,13 @@ XXE_DOCTYPE = (
     '  <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">\n'
     ']>\n'
 )
+
+
+def recording_summary(data_from: datetime, data_until: datetime, count: int) -> str:
+    """GetRecordingSummaryResponse body (Profile G search service)."""
+    def stamp(moment: datetime) -> str:
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    return (f"<tse:GetRecordingSummaryResponse><tse:Summary><tt:DataFrom>{stamp(data_from)}</tt:DataFrom>"
+            f"<tt:DataUntil>{stamp(data_until)}</tt:DataUntil><tt:NumberRecordings>{count}</tt:NumberRecordings>"
+            "</tse:Summary></tse:GetRecordingSummaryResponse>")

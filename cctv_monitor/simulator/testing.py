@@ -38,6 +38,14 @@ class RunningFleet:
     streams: bool = False
     streams_reason: str = ""  # why streams are off, when they are
     client_netns: str | None = None  # netns mode: namespace on the fleet's bridge to run clients in
+    bindings: list[Any] = field(default_factory=list, repr=False)  # loopback mode: the server's bindings
+
+    def guard(self, name: str) -> Any:
+        """Server-side credential counters of camera ``name`` (loopback mode): ``credentialed``, ``failures``."""
+        for b in self.bindings:
+            if b.spec.name == name:
+                return b.guard
+        raise KeyError(name)
 
     def __getitem__(self, name: str) -> SimCamera:
         for cam in self.cameras:
@@ -114,7 +122,7 @@ def running_fleet(path_or_dict: str | Path | Mapping[str, Any], *, streams: bool
         raise TimeoutError(f"fleet did not start within {start_timeout} s")
     try:
         yield RunningFleet(fleet=runtime.fleet, cameras=runtime.sim_cameras(), streams=runtime.streams_on,
-                           streams_reason=runtime.streams_reason)
+                           streams_reason=runtime.streams_reason, bindings=runtime.bindings)
     finally:
         loop = thread_loop.get("loop")
         if loop is not None and not stopped.is_set():
