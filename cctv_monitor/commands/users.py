@@ -41,7 +41,7 @@ def register(group: AppGroup) -> None:
         """Create a user (or reset the password, role and agency of an existing one)."""
         from flask import current_app
 
-        from dashboards.security import MIN_PASSWORD_LENGTH, save_user
+        from cctv_monitor.accounts import MIN_PASSWORD_LENGTH, save_user
 
         if password_stdin == (password is not None):
             raise click.UsageError("give exactly one of --password-stdin or --password")
@@ -73,7 +73,7 @@ def register(group: AppGroup) -> None:
         """Make a new API token for USERNAME and print it once (the old one stops working)."""
         from flask import current_app
 
-        from dashboards.security import hash_token, new_token
+        from cctv_monitor.accounts import issue_token
 
         with get_db(current_app).session_scope() as session:
             row = _existing(session, username)
