@@ -56,6 +56,7 @@ def init_app(app: Flask) -> None:
 
     from dashboards.api import bp as api_bp
     from dashboards.assets import bp as assets_bp
+    from dashboards.audit import bp as audit_bp
     from dashboards.auth import bp as auth_bp
     from dashboards.main import bp as main_bp
 
@@ -63,6 +64,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(main_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(audit_bp)
     csrf.exempt(api_bp)
 
     app.before_request(_require_login)

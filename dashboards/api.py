@@ -44,7 +44,8 @@ def authenticate() -> Any:
         policy = throttle.Policy.from_config(app.config)
         if throttle.remaining(app, keys) > 0:
             wait = throttle.register_failure(app, keys, policy)
-            audit.record_now(app, "token_throttled", actor=None, detail={"retry_after_s": int(throttle.retry_after(wait))})
+            audit.record_now(app, "token_throttled", actor=None,
+                             detail={"retry_after_s": int(throttle.retry_after(wait))})
             return _throttled(wait)
         scheme, _, token = header.partition(" ")
         row = user_for_token(get_session(), token.strip()) if scheme.lower() == "bearer" else None
