@@ -90,7 +90,7 @@ def _load_user(user_id: str) -> LoginUser | None:
         return None
     login_at = session.get(LOGIN_AT_KEY)
     max_age = int(current_app.config.get("SESSION_ABSOLUTE_LIFETIME_S", 12 * 3600))
-    expired = not isinstance(login_at, int) or time.time() - login_at > max_age
+    expired = not isinstance(login_at, (int, float)) or time.time() - login_at > max_age
     revoked = row is None or not row.active or session.get(AUTH_VERSION_KEY) != (row.auth_version or 0)
     if expired or revoked:
         LOGGER.info("session of user #%s ended (%s)", user_id, "expired" if expired else "revoked")

@@ -68,7 +68,7 @@ def login() -> Any:
             session.clear()
             session.permanent = True
             session[AUTH_VERSION_KEY] = row.auth_version or 0
-            session[LOGIN_AT_KEY] = int(time.time())
+            session[LOGIN_AT_KEY] = time.time()
             login_user(LoginUser.from_row(row))
             audit.record_now(app, "login", actor=row.username, object_type="user", object_repr=row.username)
             LOGGER.info("user %s logged in", row.username)
