@@ -74,6 +74,7 @@ _ENV_TYPES: dict[str, type] = {
     "LOGIN_THROTTLE_MAX_S": float,
     "LOGIN_THROTTLE_FORGET_S": float,
     "SMTP_ALLOW_PLAINTEXT_AUTH": bool,
+    "SMTP_CA_FILE": str,
     "PROBE_TIMEOUT_S": float,
     "PROBE_CONCURRENCY": int,
     "PROBE_PER_HOST_LIMIT": int,
