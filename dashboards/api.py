@@ -18,12 +18,13 @@ from probes.results import redact_uri
 from sqlalchemy import and_, func, select
 
 from cctv_monitor import audit, throttle
+from cctv_monitor.accounts import user_for_token
 from cctv_monitor.db import get_session
 from cctv_monitor.models import Agency, Device, Finding, Observation, Project, ScanRun
 from dashboards import queries
 from dashboards.openapi import openapi_document
 from dashboards.queries import DeviceFilters, FilterError
-from dashboards.security import LoginUser, device_scope, user_for_token
+from dashboards.security import LoginUser, device_scope
 
 LOGGER = logging.getLogger(__name__)
 
