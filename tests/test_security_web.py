@@ -3,11 +3,16 @@ database, shared by threads and processes), session revocation and the absolute 
 
 from __future__ import annotations
 
+import http.cookiejar
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -185,3 +190,66 @@ def test_sessions_have_an_absolute_lifetime(app, client, data):
     time.sleep(max(0.0, 4.5 - (time.monotonic() - logged_in)))
     response = client.get("/scans")
     assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # the log-in answer's status is what the test reads
+
+
+def _browser(base: str):
+    """A cookie-keeping HTTP client that does not follow redirects, and the log-in form's CSRF token."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+                                         urllib.request.ProxyHandler({}), _NoRedirect())
+    with opener.open(f"{base}/login", timeout=30) as page:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.read().decode()).group(1)
+    return opener, token
+
+
+def _form_post(opener, url: str, data: dict) -> int:
+    try:
+        with opener.open(url, data=urllib.parse.urlencode(data).encode(), timeout=60) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_concurrent_guessing_through_waitress_threads(app, data):
+    """40 wrong passwords at once through a real waitress server (8 threads): every one is counted, only a
+    few pass the check before the lock is written, and the right password is refused afterwards."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from waitress.server import create_server
+
+    server = create_server(app, host="127.0.0.1", port=0, threads=8, clear_untrusted_proxy_headers=True)
+    stop = threading.Event()
+
+    def serve() -> None:  # the serving thread closes the server itself once told to stop
+        try:
+            while not stop.is_set():
+                server.asyncore.loop(timeout=0.1, map=server._map, count=1)
+        finally:
+            server.close()
+            server.task_dispatcher.shutdown()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.effective_port}"
+    try:
+        clients = [_browser(base) for _ in range(40)]
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            codes = list(pool.map(lambda c: _form_post(c[0], f"{base}/login", {
+                "username": "admin", "password": "wrong-password", "csrf_token": c[1]}), clients))
+        assert codes.count(401) + codes.count(429) == 40
+        assert 5 <= codes.count(401) <= 5 + 8  # at most one racing request per waitress thread gets past
+        opener, token = _browser(base)
+        assert _form_post(opener, f"{base}/login", {"username": "admin", "password": USERS["admin"][0],
+                                                     "csrf_token": token}) == 429
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    with get_db(app).session_scope() as session:
+        row = session.scalar(select(AuthThrottle).where(AuthThrottle.scope == "user", AuthThrottle.key == "admin"))
+        assert row.failures == 41
+    assert len(_audit(app, "login_failed")) + len(_audit(app, "login_throttled")) == 41
