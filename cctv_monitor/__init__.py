@@ -11,7 +11,7 @@ from typing import Any, Mapping
 from flask import Flask
 
 from cctv_monitor import config as config_module
-from cctv_monitor import db
+from cctv_monitor import db, instance
 
 __all__ = ["create_app"]
 
@@ -32,7 +32,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, migrate: bool = 
         app.config.update(config_module.from_environment())
         app.config.update(test_config)
     config_module.validate(app.config)
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    instance.secure_folder(app.instance_path)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(app)
 
@@ -49,12 +49,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, migrate: bool = 
 def _instance_secret(app: Flask) -> str:
     """Flask secret kept in the instance folder so sessions survive restarts."""
     path = Path(app.instance_path) / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    value = secrets.token_hex(32)
-    path.write_text(value)
-    path.chmod(0o600)
-    return value
+    return instance.read_or_create(path, lambda: secrets.token_hex(32).encode("ascii")).decode("ascii")
 
 
 def _register_extensions(app: Flask) -> None:

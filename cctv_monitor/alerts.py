@@ -9,6 +9,11 @@ Where alerts go: the agency's ``alerts`` setting ``{"webhook": "https://...", "e
 events without an agency (devices outside every project) go to the global ``ALERT_WEBHOOK`` /
 ``ALERT_EMAILS`` settings. SMTP server: ``SMTP_HOST``, ``SMTP_PORT`` (25), ``SMTP_FROM``,
 ``SMTP_USERNAME``, ``SMTP_PASSWORD``, ``SMTP_STARTTLS`` (app settings or ``CCTV_SMTP_*`` variables).
+
+Outbound safety: STARTTLS verifies the server's certificate and name (``ssl.create_default_context``; a
+private CA can be named with ``SMTP_CA_FILE``), and a password is never sent over a connection without TLS
+unless ``SMTP_ALLOW_PLAINTEXT_AUTH`` says so explicitly. Webhooks are not redirected: a 3xx answer is a
+delivery error, so a receiver cannot bounce the digest (agency names, camera addresses) to another host.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 import logging
 import os
 import smtplib
+import ssl
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -146,10 +152,15 @@ def smtp_settings(app: Flask) -> dict[str, Any] | None:
         port = int(_setting(app, "SMTP_PORT", 25))
     except ValueError:
         raise AlertDeliveryError(f"SMTP_PORT={_setting(app, 'SMTP_PORT')!r}: expected a port number") from None
-    starttls = str(_setting(app, "SMTP_STARTTLS", "0")).lower() in ("1", "true", "yes", "on")
+    starttls = _flag(_setting(app, "SMTP_STARTTLS", "0"))
     return {"host": host, "port": port, "sender": _setting(app, "SMTP_FROM", "cctv-monitor@localhost"),
             "username": _setting(app, "SMTP_USERNAME"), "password": _setting(app, "SMTP_PASSWORD"),
-            "starttls": starttls}
+            "starttls": starttls, "ca_file": _setting(app, "SMTP_CA_FILE"),
+            "allow_plaintext_auth": _flag(_setting(app, "SMTP_ALLOW_PLAINTEXT_AUTH", "0"))}
+
+
+def _flag(value: Any) -> bool:
+    return value is True or str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 def _channels(app: Flask, agency: Agency | None) -> tuple[str | None, list[str]]:
@@ -166,6 +177,14 @@ def _channels(app: Flask, agency: Agency | None) -> tuple[str | None, list[str]]
     return _setting(app, "ALERT_WEBHOOK"), list(emails)
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuse every redirect: urllib then raises the 3xx answer as an HTTPError."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:
+        """Never build the follow-up request."""
+        return None
+
+
 def send_webhook(url: str, payload: dict[str, Any], *, timeout_s: float = TIMEOUT_S) -> int:
     """POST ``payload`` as JSON; returns the HTTP status, raises :class:`AlertDeliveryError` otherwise."""
     parts = urlsplit(url)
@@ -175,13 +194,14 @@ def send_webhook(url: str, payload: dict[str, Any], *, timeout_s: float = TIMEOU
     request = urllib.request.Request(url, data=body, method="POST",
                                      headers={"Content-Type": "application/json; charset=utf-8",
                                               "User-Agent": "cctv-monitor"})
-    # Never follow proxies from the environment for alerts: the receiver is named explicitly.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    # Never follow proxies from the environment for alerts: the receiver is named explicitly. Nor redirects.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
     try:
         with opener.open(request, timeout=timeout_s) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
-        raise AlertDeliveryError(f"webhook {parts.scheme}://{parts.netloc} answered HTTP {exc.code}") from None
+        extra = " (redirects are not followed: configure the final URL)" if 300 <= exc.code < 400 else ""
+        raise AlertDeliveryError(f"webhook {parts.scheme}://{parts.netloc} answered HTTP {exc.code}{extra}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise AlertDeliveryError(f"webhook {parts.scheme}://{parts.netloc} unreachable: {reason}") from None
@@ -195,14 +215,18 @@ def send_email(settings: dict[str, Any], recipients: Sequence[str], subject: str
     message["Subject"] = subject
     message.set_content(body)
     where = f"{settings['host']}:{settings['port']}"
+    if settings.get("username") and not settings.get("starttls") and not settings.get("allow_plaintext_auth"):
+        raise AlertDeliveryError(f"mail server {where}: refusing to send the SMTP password without TLS; set "
+                                 "SMTP_STARTTLS=1 (or SMTP_ALLOW_PLAINTEXT_AUTH=1 to accept the risk)")
     try:
         with smtplib.SMTP(settings["host"], settings["port"], timeout=TIMEOUT_S) as smtp:
             if settings.get("starttls"):
-                smtp.starttls()
+                # A verifying context (certificate chain and host name); smtplib's default would verify nothing.
+                smtp.starttls(context=ssl.create_default_context(cafile=settings.get("ca_file") or None))
             if settings.get("username"):
                 smtp.login(settings["username"], settings.get("password") or "")
             smtp.send_message(message)
-    except (smtplib.SMTPException, OSError) as exc:
+    except (smtplib.SMTPException, OSError) as exc:  # ssl.SSLError is an OSError
         raise AlertDeliveryError(f"mail server {where}: {type(exc).__name__}: {exc}") from None
 
 

@@ -31,6 +31,15 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False  # set CCTV_SESSION_COOKIE_SECURE=1 behind HTTPS
     DEFAULT_LANGUAGE = "th"
+    # A signed-in session ends this long after log-in, however active it is (see README "Security").
+    SESSION_ABSOLUTE_LIFETIME_S = 12 * 3600
+    # Log-in and API-token throttling (cctv_monitor.throttle): free failures, then a doubling delay.
+    LOGIN_THROTTLE_FREE_FAILURES = 5
+    LOGIN_THROTTLE_BASE_S = 1.0
+    LOGIN_THROTTLE_MAX_S = 900.0
+    LOGIN_THROTTLE_FORGET_S = 3600.0
+    # Sending the SMTP password over a connection without TLS needs this explicitly.
+    SMTP_ALLOW_PLAINTEXT_AUTH = False
     # Probing defaults
     ONVIF_PORTS = [80, 8000, 8080, 8899, 443]
     PROBE_TIMEOUT_S = 5.0
@@ -59,6 +68,13 @@ _ENV_TYPES: dict[str, type] = {
     "CONFIG_DIR": str,
     "DEFAULT_LANGUAGE": str,
     "SESSION_COOKIE_SECURE": bool,
+    "SESSION_ABSOLUTE_LIFETIME_S": int,
+    "LOGIN_THROTTLE_FREE_FAILURES": int,
+    "LOGIN_THROTTLE_BASE_S": float,
+    "LOGIN_THROTTLE_MAX_S": float,
+    "LOGIN_THROTTLE_FORGET_S": float,
+    "SMTP_ALLOW_PLAINTEXT_AUTH": bool,
+    "SMTP_CA_FILE": str,
     "PROBE_TIMEOUT_S": float,
     "PROBE_CONCURRENCY": int,
     "PROBE_PER_HOST_LIMIT": int,
@@ -103,6 +119,10 @@ def validate(config: dict[str, Any]) -> None:
     for name in ("PROBE_CONCURRENCY", "PROBE_PER_HOST_LIMIT", "STREAM_WORKERS"):
         if int(config.get(name, 1)) < 1:
             raise ConfigError(f"{name}={config.get(name)!r}: must be at least 1")
-    for name in ("PROBE_TIMEOUT_S", "STREAM_TIMEOUT_S"):
+    for name in ("SESSION_ABSOLUTE_LIFETIME_S", "LOGIN_THROTTLE_FREE_FAILURES"):
+        if int(config.get(name, 1)) < 1:
+            raise ConfigError(f"{name}={config.get(name)!r}: must be at least 1")
+    for name in ("PROBE_TIMEOUT_S", "STREAM_TIMEOUT_S", "LOGIN_THROTTLE_BASE_S", "LOGIN_THROTTLE_MAX_S",
+                 "LOGIN_THROTTLE_FORGET_S"):
         if float(config.get(name, 1)) <= 0:
             raise ConfigError(f"{name}={config.get(name)!r}: must be positive")

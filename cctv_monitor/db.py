@@ -17,14 +17,16 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from cctv_monitor.instance import prepare_sqlite_file, secure_folder
+
 LOGGER = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 def default_url(instance_path: str) -> str:
-    """SQLite file URL inside the instance folder."""
-    Path(instance_path).mkdir(parents=True, exist_ok=True)
+    """SQLite file URL inside the instance folder (made 0700)."""
+    secure_folder(instance_path)
     return f"sqlite:///{Path(instance_path) / 'cctv_monitor.sqlite3'}"
 
 
@@ -32,6 +34,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, a busy timeout and enforced foreign keys."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        if parsed.database not in (None, "", ":memory:") and not parsed.database.startswith("file:"):
+            prepare_sqlite_file(parsed.database)  # 0600 before SQLite creates it (and its -wal/-shm)
         kwargs.setdefault("connect_args", {})
         kwargs["connect_args"].setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
         kwargs["connect_args"].setdefault("check_same_thread", False)

@@ -349,8 +349,46 @@ class User(Timestamped, Base):
     language: Mapped[str] = mapped_column(String(2), default="th")
     api_token_hash: Mapped[Optional[str]] = mapped_column(String(128), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Copied into the session at log-in and compared on every request: raising it (log-out, password change,
+    # deactivation) ends every session of the user at once, also cookies copied elsewhere.
+    auth_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     agency: Mapped[Optional[Agency]] = relationship()
+
+
+class AuthThrottle(Base):
+    """Failed authentication attempts per user name, client address or token source, and the lock they earn.
+
+    Kept in the database (not in process memory) so every waitress thread and every process shares it.
+    """
+
+    __tablename__ = "auth_throttle"
+    __table_args__ = (UniqueConstraint("scope", "key", name="uq_auth_throttle_scope_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))  # user | address | token
+    key: Mapped[str] = mapped_column(String(128))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure: Mapped[Optional[datetime]] = mapped_column()
+    blocked_until: Mapped[Optional[datetime]] = mapped_column()
+
+
+class AuditEntry(Base):
+    """Who did what, when, from where (after NetBox's change log): log-ins, scans, schedules, registers,
+    users, tokens, exports. Rows are only ever added."""
+
+    __tablename__ = "audit_entry"
+    __table_args__ = (
+        Index("ix_audit_entry_time", "time"),
+        Index("ix_audit_entry_action_time", "action", "time"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    time: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[Optional[str]] = mapped_column(String(128))  # user name (kept when the user goes), or "cli"
+    address: Mapped[Optional[str]] = mapped_column(String(64))  # client address, None outside a request
+    action: Mapped[str] = mapped_column(String(32))
+    object_type: Mapped[Optional[str]] = mapped_column(String(32))
+    object_repr: Mapped[Optional[str]] = mapped_column(String(255))
+    detail: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)  # before/after or context, never secrets
 
 
 class StatusDaily(Base):

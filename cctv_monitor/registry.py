@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, selectinload
 from cctv_monitor.compliance import Spec, SpecError
 from cctv_monitor.crypto import Credential, CredentialKeyError, decrypt_credentials, encrypt_credentials
 from cctv_monitor.models import Agency, Project, RegisterEntry, Site, SpecProfile
+from cctv_monitor.spreadsheet_limits import MAX_COLUMNS, bounded_rows, check_xlsx_archive
 
 LOGGER = logging.getLogger(__name__)
 
@@ -477,13 +478,14 @@ def _csv_rows(path: Path) -> list[list[Any]]:
 def _xlsx_rows(path: Path) -> list[list[Any]]:
     from openpyxl import load_workbook  # only needed for XLSX
 
+    check_xlsx_archive(path)  # before openpyxl expands anything: zip bombs end here
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a broken file
         raise ValueError(f"not a readable XLSX workbook ({type(exc).__name__}: {exc})") from exc
     try:
         sheet = workbook["projects"] if "projects" in workbook.sheetnames else workbook.worksheets[0]
-        return [list(row) for row in sheet.iter_rows(values_only=True)]
+        return list(bounded_rows(sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS)))
     finally:
         workbook.close()
 

@@ -40,6 +40,7 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from cctv_monitor import audit
 from cctv_monitor.compliance import (
     DeviceStatus,
     FindingResult,
@@ -929,6 +930,8 @@ def _claim(app: Flask, kind: str, value: str, trigger: str, with_streams: bool,
             session.add(run)
             session.flush()
             run_id = run.id
+            audit.record(session, "scan_started", actor=started_by or trigger, object_type="scan_run",
+                         object_repr=f"#{run_id} {kind} {value}", detail={"trigger": trigger, "streams": with_streams})
         with _ACTIVE_LOCK:
             _ACTIVE_TARGETS[key] = run_id
             _ACTIVE_RUNS.add(run_id)

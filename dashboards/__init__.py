@@ -8,10 +8,11 @@ of the session and is exempt from CSRF (it never reads the session cookie).
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, g, redirect, render_template, request, url_for
+from flask import Flask, g, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
@@ -43,7 +44,8 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
     app.config.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("REMEMBER_COOKIE_SECURE", app.config.get("SESSION_COOKIE_SECURE", False))
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=12))
+    app.config.setdefault("PERMANENT_SESSION_LIFETIME",
+                          timedelta(seconds=int(app.config.get("SESSION_ABSOLUTE_LIFETIME_S", 12 * 3600))))
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", 12 * 3600)
 
     csrf.init_app(app)
@@ -55,6 +57,7 @@ def init_app(app: Flask) -> None:
 
     from dashboards.api import bp as api_bp
     from dashboards.assets import bp as assets_bp
+    from dashboards.audit import bp as audit_bp
     from dashboards.auth import bp as auth_bp
     from dashboards.main import bp as main_bp
 
@@ -62,6 +65,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(main_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(audit_bp)
     csrf.exempt(api_bp)
 
     app.before_request(_require_login)
@@ -76,11 +80,25 @@ def init_app(app: Flask) -> None:
 
 
 def _load_user(user_id: str) -> LoginUser | None:
+    """The session's user, unless the session was revoked (auth version) or is older than its lifetime."""
+    from flask import current_app
+
+    from dashboards.auth import AUTH_VERSION_KEY, LOGIN_AT_KEY
+
     try:
         row = get_session().get(User, int(user_id))
     except (TypeError, ValueError):
         return None
-    if row is None or not row.active:
+    login_at = session.get(LOGIN_AT_KEY)
+    max_age = int(current_app.config.get("SESSION_ABSOLUTE_LIFETIME_S", 12 * 3600))
+    expired = not isinstance(login_at, (int, float)) or time.time() - login_at > max_age
+    revoked = row is None or not row.active or session.get(AUTH_VERSION_KEY) != (row.auth_version or 0)
+    if expired or revoked:
+        LOGGER.info("session of user #%s ended (%s)", user_id, "expired" if expired else "revoked")
+        lang = session.get("lang")
+        session.clear()  # the cookie that comes back says nothing of the old log-in
+        if lang:
+            session["lang"] = lang
         return None
     return LoginUser.from_row(row)
 

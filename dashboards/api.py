@@ -17,12 +17,14 @@ from flask_login import current_user
 from probes.results import redact_uri
 from sqlalchemy import and_, func, select
 
+from cctv_monitor import audit, throttle
+from cctv_monitor.accounts import user_for_token
 from cctv_monitor.db import get_session
 from cctv_monitor.models import Agency, Device, Finding, Observation, Project, ScanRun
 from dashboards import queries
 from dashboards.openapi import openapi_document
 from dashboards.queries import DeviceFilters, FilterError
-from dashboards.security import LoginUser, device_scope, user_for_token
+from dashboards.security import LoginUser, device_scope
 
 LOGGER = logging.getLogger(__name__)
 
@@ -38,9 +40,20 @@ def authenticate() -> Any:
     """Bearer token, or (for GET only) the browser session; 401 otherwise."""
     header = request.headers.get("Authorization", "")
     if header:
+        app = current_app._get_current_object()
+        keys = throttle.token_keys(request.remote_addr)
+        policy = throttle.Policy.from_config(app.config)
+        if throttle.remaining(app, keys) > 0:
+            wait = throttle.register_failure(app, keys, policy)
+            audit.record_now(app, "token_throttled", actor=None,
+                             detail={"retry_after_s": int(throttle.retry_after(wait))})
+            return _throttled(wait)
         scheme, _, token = header.partition(" ")
         row = user_for_token(get_session(), token.strip()) if scheme.lower() == "bearer" else None
         if row is None:
+            throttle.register_failure(app, keys, policy)
+            LOGGER.warning("API request with an invalid bearer token from %s", request.remote_addr)
+            audit.record_now(app, "token_rejected", actor=None)
             return _error(401, "invalid or missing bearer token")
         g.api_user = LoginUser.from_row(row)
         return None
@@ -48,6 +61,17 @@ def authenticate() -> Any:
         g.api_user = current_user._get_current_object()
         return None
     return _error(401, "authentication required: send 'Authorization: Bearer <token>'")
+
+
+def _throttled(wait: float) -> Any:
+    """429 naming the wait in English and Thai, with Retry-After."""
+    seconds = throttle.retry_after(wait)
+    response = jsonify({"error": "Too Many Requests",
+                        "detail": f"too many invalid bearer tokens from this address: wait {seconds} s",
+                        "detail_th": f"ใช้โทเคนไม่ถูกต้องหลายครั้งเกินไป กรุณารอ {seconds} วินาที"})
+    response.status_code = 429
+    response.headers["Retry-After"] = seconds
+    return response
 
 
 def _error(status: int, detail: str) -> Any:

@@ -22,6 +22,7 @@ from flask_login import current_user
 from probes.results import redact_uri
 from sqlalchemy import select
 
+from cctv_monitor import audit
 from cctv_monitor.db import get_session
 from cctv_monitor.models import (
     Device,
@@ -204,6 +205,9 @@ def assign() -> Any:
         flash(t("assign_bad_site"), "error")
         return redirect(url_for("main.unregistered"))
     done = assign_devices(session, ids, project_row, site, added_by=f"dashboard:{current_user.username}")
+    audit.record(session, "register_assigned", actor=current_user.username, object_type="project",
+                 object_repr=project_row.code, detail={"devices": ids, "site": site.code if site else None,
+                                                       "added": done})
     session.commit()
     flash(t("assigned", n=done, project=project_row.code), "success")
     return redirect(url_for("main.unregistered"))
@@ -366,10 +370,14 @@ def schedule_save(schedule_id: int | None = None) -> Any:
         if error:
             flash(t("schedule_bad_cron", error=error), "error")
             return redirect(url_for("main.scans"))
+    before = _schedule_state(row) if schedule_id else None
     row.cron, row.interval_minutes = cron or None, interval
     row.with_streams = bool(request.form.get("with_streams"))
     row.enabled = bool(request.form.get("enabled"))
     session.add(row)
+    audit.record(session, "schedule_updated" if schedule_id else "schedule_created", actor=current_user.username,
+                 object_type="schedule", object_repr=f"{row.target_kind} {row.target_value}",
+                 detail={"before": before, "after": _schedule_state(row)})
     session.commit()
     _sync_schedules()
     flash(t("schedule_saved"), "success")
@@ -385,11 +393,19 @@ def schedule_delete(schedule_id: int) -> Any:
     row = session.get(ScanSchedule, schedule_id)
     if row is None:
         abort(404)
+    audit.record(session, "schedule_deleted", actor=current_user.username, object_type="schedule",
+                 object_repr=f"{row.target_kind} {row.target_value}", detail={"before": _schedule_state(row)})
     session.delete(row)
     session.commit()
     _sync_schedules()
     flash(t("schedule_deleted"), "success")
     return redirect(url_for("main.scans"))
+
+
+def _schedule_state(row: ScanSchedule) -> dict[str, Any]:
+    """The fields of a schedule the audit log keeps before and after a change."""
+    return {"cron": row.cron, "interval_minutes": row.interval_minutes, "with_streams": bool(row.with_streams),
+            "enabled": bool(row.enabled)}
 
 
 def _sync_schedules() -> None:
@@ -431,6 +447,8 @@ def export(kind: str, fmt: str) -> Any:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M")
     name = f"cctv-{kind}-{stamp}.{fmt}"
     LOGGER.info("export %s.%s by %s", kind, fmt, current_user.username)
+    audit.record_now(current_app._get_current_object(), "export", actor=current_user.username, object_type=kind,
+                     object_repr=name, detail=filters.args(page=1) or None)
     if fmt == "csv":
         # Built whole (a few MB at 10,000 devices) rather than streamed, so the request's database session
         # is closed when the view returns instead of staying open for as long as a slow client reads.

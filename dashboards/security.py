@@ -7,28 +7,26 @@ request comes from a page, an export or the API.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from flask_login import AnonymousUserMixin, UserMixin
-from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
-from werkzeug.security import check_password_hash, generate_password_hash
+from sqlalchemy import Select
 
+from cctv_monitor.accounts import (  # noqa: F401 - re-exported: the web package's callers import them here
+    MIN_PASSWORD_LENGTH,
+    check_login,
+    hash_password,
+    hash_token,
+    new_token,
+    save_user,
+    user_for_token,
+)
 from cctv_monitor.models import Device, Project, User
 from cctv_monitor.statuses import Role
 
 LOGGER = logging.getLogger(__name__)
-
-# A real hash to compare against when the user does not exist, so a wrong username costs as much time
-# as a wrong password (no user enumeration by timing).
-_DUMMY_HASH = generate_password_hash("not-a-real-password")
-
-MIN_PASSWORD_LENGTH = 8
 
 
 @dataclass
@@ -81,57 +79,6 @@ class AnonymousUser(AnonymousUserMixin):
     is_admin = False
     is_technician = False
     sees_all = False
-
-
-def hash_password(password: str) -> str:
-    """Salted password hash (werkzeug's scrypt)."""
-    return generate_password_hash(password)
-
-
-def save_user(session: Session, username: str, *, password: str, role: str, agency_id: int | None = None,
-              language: str = "th") -> bool:
-    """Create ``username`` or reset its password, role, agency and language (and re-activate it).
-
-    Returns True when the user was created. Used by ``users add`` and by the demo.
-    """
-    row = session.scalar(select(User).where(User.username == username))
-    created = row is None
-    if row is None:
-        row = User(username=username)
-        session.add(row)
-    row.password_hash = hash_password(password)
-    row.role, row.agency_id, row.language, row.active = role, agency_id, language, True
-    return created
-
-
-def check_login(session: Session, username: str, password: str) -> User | None:
-    """The active user with this username and password, else None (constant work either way)."""
-    row = session.scalar(select(User).where(User.username == username))
-    if row is None or not row.active:
-        check_password_hash(_DUMMY_HASH, password)
-        return None
-    return row if check_password_hash(row.password_hash, password) else None
-
-
-def hash_token(token: str) -> str:
-    """SHA-256 of an API token: tokens are 256-bit random, so a fast hash is enough and allows lookup."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def new_token() -> str:
-    """A fresh random API token (shown once, stored only as its hash)."""
-    return secrets.token_urlsafe(32)
-
-
-def user_for_token(session: Session, token: str) -> User | None:
-    """The active user owning ``token``, or None."""
-    if not token:
-        return None
-    digest = hash_token(token)
-    row = session.scalar(select(User).where(User.api_token_hash == digest))
-    if row is None or not row.active or not hmac.compare_digest(row.api_token_hash or "", digest):
-        return None
-    return row
 
 
 def device_scope(stmt: Select[Any], user: Any) -> Select[Any]:

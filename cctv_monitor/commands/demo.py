@@ -37,7 +37,7 @@ def register(group: AppGroup) -> None:
         from cctv_monitor.scheduler import init_scheduler, schedules_from_config, shutdown_scheduler
         from cctv_monitor.simulator.testing import running_fleet
         from cctv_monitor.wsgi import ServeError, check_port_free, serve_app
-        from dashboards.security import save_user
+        from cctv_monitor.accounts import save_user
 
         try:
             check_port_free("127.0.0.1", port)

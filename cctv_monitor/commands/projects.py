@@ -28,11 +28,19 @@ def _print_report(report) -> None:
 
 
 def _run_import(path: Path, profiles_dir: Path | None) -> None:
+    from cctv_monitor import audit
     from cctv_monitor.db import get_db
     from cctv_monitor.registry import import_path
 
+    app = current_app._get_current_object()
     with get_db().sessionmaker() as session:
-        report = import_path(session, path, app=current_app._get_current_object(), profiles_dir=profiles_dir)
+        report = import_path(session, path, app=app, profiles_dir=profiles_dir)
+    for result in report.files:
+        if result.kind != "skipped":
+            audit.record_now(app, "register_imported", actor=audit.cli_actor(), object_type="file",
+                             object_repr=str(result.path)[-255:],
+                             detail={"kind": result.kind, "ok": result.ok, "created": result.created[:100],
+                                     "updated": result.updated[:100], "problems": len(result.errors)})
     _print_report(report)
     if not report.ok:
         raise SystemExit(EXIT_BAD_INPUT)

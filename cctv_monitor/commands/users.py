@@ -1,4 +1,4 @@
-"""``cctv-monitor users``: dashboard users (add, list, token, deactivate)."""
+"""``cctv-monitor users``: dashboard users (add, list, token, passwd, deactivate); each change is audited."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from cctv_monitor import audit
 from cctv_monitor.db import get_db
 from cctv_monitor.models import Agency, User
 from cctv_monitor.statuses import Role
@@ -41,7 +42,7 @@ def register(group: AppGroup) -> None:
         """Create a user (or reset the password, role and agency of an existing one)."""
         from flask import current_app
 
-        from dashboards.security import MIN_PASSWORD_LENGTH, save_user
+        from cctv_monitor.accounts import MIN_PASSWORD_LENGTH, save_user
 
         if password_stdin == (password is not None):
             raise click.UsageError("give exactly one of --password-stdin or --password")
@@ -64,6 +65,9 @@ def register(group: AppGroup) -> None:
                 agency_id = agency.id
             created = save_user(session, username, password=password, role=role, agency_id=agency_id,
                                 language=language)
+            audit.record(session, "user_created" if created else "user_updated", actor=audit.cli_actor(),
+                         object_type="user", object_repr=username,
+                         detail={"role": role, "agency": agency_code, "password_reset": not created})
         verb = "created" if created else "updated"
         click.echo(f"User {username} {verb} (role {role}{', agency ' + agency_code if agency_code else ''}).")
 
@@ -73,13 +77,38 @@ def register(group: AppGroup) -> None:
         """Make a new API token for USERNAME and print it once (the old one stops working)."""
         from flask import current_app
 
-        from dashboards.security import hash_token, new_token
+        from cctv_monitor.accounts import issue_token
 
         with get_db(current_app).session_scope() as session:
             row = _existing(session, username)
-            value = new_token()
-            row.api_token_hash = hash_token(value)
+            value = issue_token(row)
+            audit.record(session, "token_issued", actor=audit.cli_actor(), object_type="user", object_repr=username)
         click.echo(value)
+
+    @users.command("passwd")
+    @click.argument("username")
+    @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+    @click.option("--password", help="The password (visible in the process list and history: prefer --password-stdin).")
+    def passwd(username: str, password_stdin: bool, password: str | None) -> None:
+        """Change the password of USERNAME; every session of that user ends."""
+        from flask import current_app
+
+        from cctv_monitor.accounts import set_password
+
+        if password_stdin == (password is not None):
+            raise click.UsageError("give exactly one of --password-stdin or --password")
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        assert password is not None
+        with get_db(current_app).session_scope() as session:
+            row = _existing(session, username)
+            try:
+                set_password(row, password)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="password") from None
+            audit.record(session, "user_password", actor=audit.cli_actor(), object_type="user",
+                         object_repr=username)
+        click.echo(f"Password of {username} changed; its sessions have ended.")
 
     @users.command("list")
     def list_users() -> None:
@@ -95,11 +124,14 @@ def register(group: AppGroup) -> None:
     @users.command("deactivate")
     @click.argument("username")
     def deactivate(username: str) -> None:
-        """Block USERNAME from logging in and from the API."""
+        """Block USERNAME from logging in and from the API (its sessions end at once)."""
         from flask import current_app
+
+        from cctv_monitor.accounts import deactivate_user
 
         with get_db(current_app).session_scope() as session:
             row = _existing(session, username)
-            row.active = False
-            row.api_token_hash = None
-        click.echo(f"User {username} deactivated.")
+            deactivate_user(row)
+            audit.record(session, "user_deactivated", actor=audit.cli_actor(), object_type="user",
+                         object_repr=username)
+        click.echo(f"User {username} deactivated; its sessions and API token no longer work.")
