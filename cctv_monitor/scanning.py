@@ -28,7 +28,6 @@ import asyncio
 import ipaddress
 import logging
 import os
-import re
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -69,6 +68,7 @@ from cctv_monitor.statuses import ScanState
 from probes.results import Observation as ObsData
 from probes.results import ProbeStatus
 from probes.targets import Credential, Target
+from probes.vocab import host_of, is_placeholder_serial, is_valid_mac
 
 LOGGER = logging.getLogger(__name__)
 
@@ -115,31 +115,6 @@ class ScanAlreadyRunning(ScanError):
 
 
 # -- identity helpers ----------------------------------------------------------------------------------------
-
-_MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-_PLACEHOLDER_SERIALS = {"", "0", "none", "null", "n/a", "na", "unknown", "serial", "serialnumber", "default",
-                        "123456", "1234567890", "0123456789", "abcdef", "xxxxxx", "to be filled by o.e.m."}
-
-
-def is_valid_mac(mac: str | None) -> bool:
-    """True for a unicast MAC we can key a device by (not all-zero, all-ones or multicast)."""
-    if not mac or not _MAC_RE.match(mac):
-        return False
-    if mac in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"):
-        return False
-    return not int(mac[:2], 16) & 1  # group bit set: not a NIC address
-
-
-def is_placeholder_serial(serial: str | None) -> bool:
-    """True for serials that identify nothing: empty, well-known fillers, or a prefix plus one repeated digit."""
-    if serial is None:
-        return True
-    text = serial.strip().lower()
-    if text in _PLACEHOLDER_SERIALS:
-        return True
-    body = re.sub(r"^[a-z]+", "", re.sub(r"[^0-9a-z]", "", text))
-    return len(body) < 4 or len(set(body)) == 1  # "SZ0000000000", "111111": same digit repeated
-
 
 def _clip(value: Any, limit: int) -> Any:
     """Clip a camera string to a column length and drop NUL (PostgreSQL text cannot hold it)."""
@@ -188,19 +163,12 @@ class ScanScope:
         """True when ``address`` (host or host:port) falls inside the scanned ranges."""
         if not address:
             return False
-        host = _host_of(address)
+        host = host_of(address)
         try:
             ip = ipaddress.ip_address(host)
         except ValueError:
             return any(t.host == host for t in self.explicit)
         return any(ip in net for net in self.networks) or any(t.host == host for t in self.explicit)
-
-
-def _host_of(address: str) -> str:
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        return address.strip("[]")
-    return host.strip("[]")
 
 
 def _site_networks(site: Site) -> list[Any]:
@@ -211,7 +179,7 @@ def _site_networks(site: Site) -> list[Any]:
             nets.append(ipaddress.ip_network(text, strict=False))
         except ValueError:
             try:
-                nets.append(ipaddress.ip_network(_host_of(text)))
+                nets.append(ipaddress.ip_network(host_of(text)))
             except ValueError:
                 continue
     return nets
@@ -434,7 +402,7 @@ class ScanRecorder:
     # matching
     def _site_for(self, address: str) -> Site | None:
         try:
-            ip = ipaddress.ip_address(_host_of(address))
+            ip = ipaddress.ip_address(host_of(address))
         except ValueError:
             return None
         for net, site in self.site_nets:

@@ -39,7 +39,7 @@ from probes.errors import (
     ProbeError,
     ProbeTimeout,
 )
-from probes.results import DeviceIdentity, MediaProfile, Observation, ProbeStatus, redact_uri, utc_now_iso
+from probes.results import DeviceIdentity, MediaProfile, Observation, ProbeStatus, utc_now_iso
 from probes.soap import (
     CameraSession,
     HostLimiter,
@@ -55,6 +55,7 @@ from probes.soap import (
     wsse_header,
 )
 from probes.targets import Credential, Target
+from probes.vocab import normalise_encoding, normalise_mac, redact_uri
 
 __all__ = ["probe_onvif", "probe_onvif_detailed", "OnvifReadout", "PLACEHOLDER_BITRATES"]
 
@@ -126,7 +127,9 @@ async def probe_onvif_detailed(target: Target, credentials: Sequence[Credential]
     state.warnings.extend(w for w in session.repairs if w not in state.warnings)
     if session.http_digest_used:
         state.warn("device required HTTP Digest authentication on top of WS-Security")
-    return OnvifReadout(state.build(time.monotonic() - started), state.credential, dict(state.stream_uris))
+    # The probe boundary: camera strings leave here without control characters or credentials.
+    return OnvifReadout(state.build(time.monotonic() - started).sanitised(), state.credential,
+                        dict(state.stream_uris))
 
 
 @dataclass
@@ -322,7 +325,7 @@ class _Prober:
             raw = _s(getattr(nic, "Info", None), "HwAddress")
             if not raw:
                 continue
-            mac = _normalise_mac(raw)
+            mac = normalise_mac(raw)
             if mac is None:
                 self.state.warn(f"unreadable MAC address {raw[:40]!r} ignored")
                 continue
@@ -627,13 +630,6 @@ def _num(value: Any, kind: type = int) -> Any:
     return int(number) if kind is int else number
 
 
-def _normalise_encoding(value: str | None) -> str | None:
-    if not value:
-        return None
-    upper = value.strip().upper().replace(".", "").replace("-", "")
-    return {"HEVC": "H265", "AVC": "H264", "MJPEG": "JPEG", "MJPG": "JPEG"}.get(upper, upper)
-
-
 def _media1_profile(p: Any) -> MediaProfile:
     enc = getattr(p, "VideoEncoderConfiguration", None)
     rate = getattr(enc, "RateControl", None) if enc is not None else None
@@ -645,7 +641,7 @@ def _media1_profile(p: Any) -> MediaProfile:
             gov = _num(codec_cfg.GovLength)
     source = getattr(p, "VideoSourceConfiguration", None)
     return MediaProfile(
-        token=_s(p, "token") or "", name=_s(p, "Name"), encoding=_normalise_encoding(_s(enc, "Encoding")),
+        token=_s(p, "token") or "", name=_s(p, "Name"), encoding=normalise_encoding(_s(enc, "Encoding")),
         width=_num(getattr(res, "Width", None)), height=_num(getattr(res, "Height", None)),
         fps=_num(getattr(rate, "FrameRateLimit", None), float), bitrate_kbps=_num(getattr(rate, "BitrateLimit", None)),
         gov_length=gov, quality=_num(getattr(enc, "Quality", None), float) if enc is not None else None,
@@ -658,7 +654,7 @@ def _media2_profile(p: Any) -> MediaProfile:
     source = child(configs, "VideoSource")
     gov = enc.get("GovLength") if enc is not None else None
     return MediaProfile(
-        token=p.get("token"), name=text(p, "Name"), encoding=_normalise_encoding(text(enc, "Encoding")),
+        token=p.get("token"), name=text(p, "Name"), encoding=normalise_encoding(text(enc, "Encoding")),
         width=_num(text(enc, "Resolution", "Width")), height=_num(text(enc, "Resolution", "Height")),
         fps=_num(text(enc, "RateControl", "FrameRateLimit"), float),
         bitrate_kbps=_num(text(enc, "RateControl", "BitrateLimit")), gov_length=_num(gov),
@@ -690,13 +686,6 @@ def _onvif_datetime(node: Any) -> datetime | None:
         return datetime(*values, tzinfo=timezone.utc)
     except ValueError:
         return None
-
-
-def _normalise_mac(raw: str) -> str | None:
-    digits = "".join(c for c in raw.lower() if c in "0123456789abcdef")
-    if len(digits) != 12 or len(raw.strip()) > 17:
-        return None
-    return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
 
 
 def _scope_fields(scopes: Sequence[str]) -> tuple[str | None, str | None, tuple[str, ...]]:

@@ -106,7 +106,7 @@ async def probe_one(target: Target, credentials: CredentialSource, *, limiter: H
             checks = await _stream_checks(readout, limiter, stream_timeout_s, executor, stream_profiles, sample_s,
                                           stream_slots)
             return readout.observation.with_updates(stream_checks=tuple(checks),
-                                                    duration_s=round(time.monotonic() - started, 3))
+                                                    duration_s=round(time.monotonic() - started, 3)).sanitised()
         return readout.observation
     except asyncio.CancelledError:
         raise
