@@ -121,6 +121,12 @@ class Observation:
     stream_checks: tuple[StreamCheck, ...] = ()
     warnings: tuple[str, ...] = ()  # non-fatal problems: a failed optional call, a placeholder value
     raw_errors: tuple[str, ...] = ()  # short diagnostic excerpts of bad replies (already redacted)
+    #: Hosts other than the probed one that the camera named for its streams, snapshots or services; they
+    #: were never sent a credential (the probe used the probed host instead).
+    foreign_hosts: tuple[str, ...] = ()
+    credential_ref: str | None = None  # fingerprint (Credential.ref) of the credential the device accepted
+    rejected_refs: tuple[str, ...] = ()  # fingerprints the device rejected as wrong (not when locked)
+    auth_locked: bool = False  # the device said the account or our address is locked: nothing more tried
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -196,7 +202,8 @@ def utc_now_iso() -> str:
 #: Fields whose line breaks are kept (diagnostic excerpts of replies).
 _MULTILINE = frozenset({"raw_errors"})
 #: Fields that are binary or our own enum values (never credentials, never redacted).
-_NOT_TEXT = frozenset({"thumbnail_jpeg", "status", "observed_at", "schema_version"})
+_NOT_TEXT = frozenset({"thumbnail_jpeg", "status", "observed_at", "schema_version", "credential_ref",
+                       "rejected_refs"})
 
 
 def _redacted(value: Any, key: str = "") -> Any:

@@ -58,6 +58,7 @@ class RunningFleet:
     streams: bool = False
     streams_reason: str = ""  # why streams are off, when they are
     client_netns: str | None = None  # netns mode: namespace on the fleet's bridge to run clients in
+    runtime: Any = field(default=None, repr=False)  # loopback mode: the FleetRuntime (bindings, counters)
 
     def __getitem__(self, name: str) -> SimCamera:
         for cam in self.cameras:
@@ -134,7 +135,7 @@ def running_fleet(path_or_dict: str | Path | Mapping[str, Any], *, streams: bool
         raise TimeoutError(f"fleet did not start within {start_timeout} s")
     try:
         yield RunningFleet(fleet=runtime.fleet, cameras=runtime.sim_cameras(), streams=runtime.streams_on,
-                           streams_reason=runtime.streams_reason)
+                           streams_reason=runtime.streams_reason, runtime=runtime)
     finally:
         loop = thread_loop.get("loop")
         if loop is not None and not stopped.is_set():
