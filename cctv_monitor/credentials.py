@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Sequence
 
 from probes.targets import Credential
@@ -26,6 +26,7 @@ __all__ = [
     "SiteCredentials",
     "DeviceMemory",
     "CredentialPlan",
+    "remember",
     "DEFAULT_MAX_ATTEMPTS",
 ]
 
@@ -72,9 +73,15 @@ class SiteCredentials:
         return any(ip.version == n.version and ip in n for n in self.networks)
 
 
-@dataclass
+class CredentialList(list):  # type: ignore[type-arg]
+    """Credentials for one device; ``skipped`` counts those left out because the device rejected them."""
+
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
 class DeviceMemory:
-    """What the database knows of one address: the fingerprint that worked, those rejected."""
+    """What the database knows of one device address: the fingerprint that worked, those rejected."""
 
     worked: str | None = None
     rejected: frozenset[str] = frozenset()
@@ -82,49 +89,69 @@ class DeviceMemory:
 
 @dataclass
 class CredentialPlan:
-    """Per-target credential lists for one scan (callable, as :mod:`probes.scan` expects)."""
+    """Per-target credential lists for one scan (callable, as :mod:`probes.scan` expects).
+
+    Order per device: the credential that worked on it last time, then the credentials of the site whose
+    range holds its address (only sites of ``agencies`` when the scan names them; else the agency of the
+    most specific range), then those typed for this run. A check of a range for a project
+    (``scope_default``) also tries that project's site credentials inside the range. Rejected ones are
+    left out; at most ``max_attempts`` per device.
+    """
 
     key: bytes
     sites: Sequence[SiteCredentials] = ()
     typed: Sequence[Credential] = ()  # what the operator gave for this run
+    agencies: frozenset[int] | None = None  # agencies whose credentials this scan may use (None: by range)
     scope_default: Sequence[SiteCredentials] = ()  # check --project P --range R: P's sites, inside R only
     scope_networks: Sequence[Any] = ()  # R
-    memory: dict[str, DeviceMemory] = field(default_factory=dict)  # by host
+    memory: dict[str, DeviceMemory] = field(default_factory=dict)  # by device address (host:port)
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
     def candidates(self, host: str) -> list[Credential]:
-        """Every credential this device may be tried with, in order (before memory and the attempt cap)."""
+        """Every credential this host may be tried with, in order (before memory and the attempt cap)."""
         out: list[Credential] = []
-        holding = sorted((s for s in self.sites if s.holds(host)), key=lambda s: s.prefixlen, reverse=True)
-        if holding:
-            # Several sites may overlap; only those of the agency owning the most specific range count.
-            agency = holding[0].agency_id
-            for site in holding:
-                if site.agency_id == agency:
-                    _extend(out, site.credentials)
-        elif self._in_scope(host):
+        if self.scope_default and _inside(host, self.scope_networks):
             for site in self.scope_default:
                 _extend(out, site.credentials)
+        holding = sorted((s for s in self.sites if s.holds(host)), key=lambda s: s.prefixlen, reverse=True)
+        if self.agencies is not None:
+            holding = [s for s in holding if s.agency_id in self.agencies]
+        elif holding:
+            # Ranges of two agencies may overlap: the most specific range says whose camera it is.
+            holding = [s for s in holding if s.agency_id == holding[0].agency_id]
+        for site in holding:
+            _extend(out, site.credentials)
         _extend(out, self.typed)
         return out
 
     def __call__(self, target: Any) -> list[Credential]:
-        """Credentials for ``target`` (a :class:`probes.targets.Target`): last good first, rejected left out."""
+        """Credentials for ``target`` (a :class:`probes.targets.Target`), each carrying its fingerprint."""
         host = getattr(target, "host", str(target))
-        memory = self.memory.get(host, DeviceMemory())
-        ordered = self.candidates(host)
-        prints = {id(c): fingerprint(self.key, c) for c in ordered}
+        memory = self.memory.get(getattr(target, "address", host), DeviceMemory())
+        ordered = [replace(c, ref=fingerprint(self.key, c)) for c in self.candidates(host)]
         if memory.worked is not None:
-            ordered.sort(key=lambda c: prints[id(c)] != memory.worked)  # stable: the rest keep their order
-        usable = [c for c in ordered if prints[id(c)] not in memory.rejected or prints[id(c)] == memory.worked]
-        return usable[:max(1, self.max_attempts)]
+            ordered.sort(key=lambda c: c.ref != memory.worked)  # stable: the rest keep their order
+        usable = CredentialList(c for c in ordered if c.ref not in memory.rejected or c.ref == memory.worked)
+        usable.skipped = len(ordered) - len(usable)
+        del usable[max(1, self.max_attempts):]
+        return usable
 
-    def _in_scope(self, host: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return any(ip.version == n.version and ip in n for n in self.scope_networks)
+
+def remember(memory: DeviceMemory, accepted: str | None, rejected: Iterable[str]) -> DeviceMemory:
+    """The memory after one probe: the accepted fingerprint, rejected ones added (capped, newest kept)."""
+    rejected = list(rejected)
+    refused = [r for r in dict.fromkeys([*sorted(memory.rejected), *rejected]) if r != accepted]
+    # The credential that worked last time was refused now: the camera's password changed.
+    worked = accepted or (memory.worked if memory.worked not in rejected else None)
+    return DeviceMemory(worked=worked, rejected=frozenset(refused[-16:]))
+
+
+def _inside(host: str, networks: Sequence[Any]) -> bool:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(ip.version == n.version and ip in n for n in networks)
 
 
 def _extend(out: list[Credential], more: Iterable[Credential]) -> None:
