@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 from typing import Any
 
 __all__ = [
@@ -43,6 +42,9 @@ _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{1,15}://)([^/\s\"'<>]*)@")
 _BIDI = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e",
          "\u200f"}
 _FOLD = {"\t": " ", "\n": " ", "\r": " "}
+_CONTROLS = {c: None for c in [*range(0x00, 0x20), *range(0x7f, 0xa0)]} | {ord(c): None for c in _BIDI}
+_ONE_LINE = _CONTROLS | {ord(k): v for k, v in _FOLD.items()}
+_KEEP_LINES = _CONTROLS | {ord("\r"): " ", ord("\n"): "\n", ord("\t"): "\t"}
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _PLACEHOLDER_SERIALS = {"", "0", "none", "null", "n/a", "na", "unknown", "serial", "serialnumber", "default",
                         "123456", "1234567890", "0123456789", "abcdef", "xxxxxx", "to be filled by o.e.m."}
@@ -66,19 +68,9 @@ def redact_uri(uri: str | None) -> str | None:
 
 def strip_control(text: str, *, keep_newlines: bool = False) -> str:
     """``text`` without control characters (C0, DEL, C1, bidi overrides); tabs and line breaks become spaces."""
-    if not text:
+    if not text or text.isprintable():  # the common case, checked in C
         return text
-    out = []
-    for ch in text:
-        if ch in "\n\t" and keep_newlines:
-            out.append(ch)
-        elif ch in _FOLD:
-            out.append(_FOLD[ch])
-        elif ch in _BIDI or unicodedata.category(ch) == "Cc":
-            continue
-        else:
-            out.append(ch)
-    return "".join(out)
+    return text.translate(_KEEP_LINES if keep_newlines else _ONE_LINE)
 
 
 def clean_strings(value: Any, *, keep_newlines_in: frozenset[str] = frozenset(), _key: str = "") -> Any:
