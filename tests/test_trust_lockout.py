@@ -107,6 +107,11 @@ def test_a_lock_is_reported_apart_from_a_wrong_password_and_stops_the_attempts()
     assert first.rejected_refs == ("r0",)  # the first was wrong; after the lock nothing more was tried
     assert binding_failures == 1
     assert second.auth_locked and second.rejected_refs == ()  # even the right one: locked, not "wrong"
+    from cctv_monitor.compliance.engine import evaluate_device
+    from cctv_monitor.compliance.spec import Spec
+
+    [finding] = evaluate_device(second, Spec(code="none", name_th="none", device_class="any", requirements={}))
+    assert "locked" in finding.message_en and "not a wrong password" in finding.message_en
 
 
 def test_wrong_password_is_reported_as_such():

@@ -42,6 +42,9 @@ def evaluate_device(obs: Observation, spec: Spec, *, registered: bool = True) ->
     """Findings for one device: probe failure alone, else the profile's rules plus registration."""
     if not obs.ok:
         th, en = _UNREACHABLE_TEXT.get(obs.status, _UNREACHABLE_TEXT[ProbeStatus.ERROR])
+        if obs.auth_locked:  # not a wrong password: say so, or someone "fixes" the right one
+            th, en = ("อุปกรณ์ล็อกบัญชีหรือที่อยู่ของเครื่องตรวจไว้หลังการเข้าสู่ระบบผิดหลายครั้ง (ไม่ใช่รหัสผ่านผิด)",
+                      "The device locked the account or our address after failed log-ins (not a wrong password)")
         detail = f": {obs.error}" if obs.error else ""
         return [FindingResult(rule_id="onvif_unreachable", severity=ENGINE_RULES["onvif_unreachable"],
                               expected="ONVIF read succeeds", observed=obs.status.value, source=None,
