@@ -115,7 +115,7 @@ async def probe_one(target: Target, credentials: CredentialSource, *, limiter: H
         LOGGER.exception("%s: probe failed unexpectedly", target.address)
         return Observation(address=target.address, status=ProbeStatus.ERROR, observed_at=utc_now_iso(),
                            error=f"unexpected {type(exc).__name__}: {exc}", xaddrs=target.xaddrs,
-                           duration_s=round(time.monotonic() - started, 3))
+                           duration_s=round(time.monotonic() - started, 3)).sanitised()
 
 
 async def _stream_checks(readout: OnvifReadout, limiter: HostLimiter | None, timeout_s: float,
