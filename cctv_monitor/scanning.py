@@ -755,10 +755,11 @@ class ScanRecorder:
         self.session.commit()
 
     def _device_for_entry(self, entry: RegisterEntry) -> Device | None:
-        if entry.mac and entry.mac.lower() in self.by_mac:
-            return self.devices[self.by_mac[entry.mac.lower()]]
-        if entry.serial and entry.serial in self.by_serial:
-            return self.devices[self.by_serial[entry.serial]]
+        for device_id in (self.by_mac.get((entry.mac or "").lower()), self.by_serial.get(entry.serial or "")):
+            device = self.devices.get(device_id) if device_id is not None else None
+            # A device claiming the entry's MAC/serial outside the project's ranges is not the project's.
+            if device is not None and (not device.address or self._at_home(entry.project_id, device.address)):
+                return device
         for device in self.devices.values():
             if device.register_entry_id == entry.id:
                 return device

@@ -110,8 +110,10 @@ def test_known_device_outside_the_scope_is_not_probed(app, session, two_agencies
     from cctv_monitor.simulator.testing import running_fleet
 
     _, project_b = two_agencies
+    entry = session.scalar(select(RegisterEntry).where(RegisterEntry.project_id == project_b.id))
     outside = Device(address=f"127.0.8.5:{PORT}", mac="c0:56:e3:00:08:14", macs=["c0:56:e3:00:08:14"],
-                     project_id=project_b.id, agency_id=project_b.agency_id, registered=True, status="compliant")
+                     project_id=project_b.id, agency_id=project_b.agency_id, registered=True, status="compliant",
+                     register_entry_id=entry.id)
     session.add(outside)
     session.commit()
     fleet = {"fleet": "trust-outside", "cameras": [cam("somewhere", "127.0.8.5", "Right#B", "c0:56:e3:00:08:14")]}
@@ -120,3 +122,22 @@ def test_known_device_outside_the_scope_is_not_probed(app, session, two_agencies
         assert running.runtime.bindings[0].requests == 0  # before: probed there with B's credentials
     session.expire_all()
     assert session.get(Device, outside.id).status in ("missing", "offline")
+
+
+def test_impostor_seen_first_is_not_made_the_registered_camera(app, session, two_agencies):
+    """The impostor in A's range answers before B's camera was ever seen; B's scan (its camera off) reports
+    B's entry missing and leaves the impostor device alone."""
+    from cctv_monitor.scanning import run_scan
+    from cctv_monitor.simulator.testing import running_fleet
+
+    _, project_b = two_agencies
+    fleet = {"fleet": "trust-first", "cameras": [cam("a-impostor", "127.0.8.5", "Right#A", "c0:56:e3:00:08:14")]}
+    with running_fleet(fleet, port_fallback=False):
+        run_scan(app, "site", "PA/a", deliver_alerts=False)
+        run_scan(app, "site", "PB/b", deliver_alerts=False)
+    session.expire_all()
+    impostor = session.scalar(select(Device).where(Device.address == f"127.0.8.5:{PORT}"))
+    assert impostor.project_id != project_b.id and not impostor.registered and impostor.register_entry_id is None
+    entry = session.scalar(select(RegisterEntry).where(RegisterEntry.project_id == project_b.id))
+    placeholder = session.scalar(select(Device).where(Device.register_entry_id == entry.id))
+    assert placeholder is not None and placeholder.id != impostor.id and placeholder.status == "missing"
