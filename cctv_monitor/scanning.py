@@ -964,7 +964,7 @@ def run_scan(app: Flask, target_kind: str, target_value: str, *, with_streams: b
              observations: Iterable[ObsData] | None = None) -> int:
     """Run one scan to the end (blocking) and return its ScanRun id; commits after every camera.
 
-    ``credentials`` are tried before the site's stored ones; ``default_project`` (a project code) makes
+    ``credentials`` are tried after the last good and the site's stored ones; ``default_project`` makes
     devices outside every site range belong to that project (the acceptance ``check`` of a range);
     ``results`` (a list) receives one :class:`Recorded` per camera; ``on_started(run_id)`` is called as
     soon as the run row exists; ``observations`` (made elsewhere, e.g. a field laptop's JSON) are recorded
