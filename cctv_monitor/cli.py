@@ -14,6 +14,7 @@ import click
 from flask.cli import FlaskGroup
 
 from cctv_monitor import commands as commands_pkg
+from probes.vocab import RedactingFilter
 
 
 def _create_app():  # FlaskGroup calls this lazily, only for commands that need the app
@@ -34,6 +35,8 @@ def cli(verbose: int) -> None:
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
 
 
 for _info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda m: m.name):

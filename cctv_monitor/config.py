@@ -45,6 +45,7 @@ class Config:
     PROBE_TIMEOUT_S = 5.0
     PROBE_CONCURRENCY = 64
     PROBE_PER_HOST_LIMIT = 2
+    CREDENTIAL_ATTEMPTS = 3  # credentials tried per device and scan (cameras lock after 5-7 failures)
     # Stream checks at once: each holds an RTSP session and ~20 MB while it samples 2 s of real-time video,
     # so 12 reach ~5 streams/s on 2 cores at ~400 MB (benchmarks/stream_checks.py).
     STREAM_WORKERS = 12
@@ -78,6 +79,7 @@ _ENV_TYPES: dict[str, type] = {
     "PROBE_TIMEOUT_S": float,
     "PROBE_CONCURRENCY": int,
     "PROBE_PER_HOST_LIMIT": int,
+    "CREDENTIAL_ATTEMPTS": int,
     "STREAM_WORKERS": int,
     "STREAM_TIMEOUT_S": float,
     "SCHEDULER_ENABLED": bool,
@@ -116,7 +118,7 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError(f"DEFAULT_LANGUAGE={config.get('DEFAULT_LANGUAGE')!r}: expected 'th' or 'en'")
     if not Path(config["CONFIG_DIR"]).is_dir():
         raise ConfigError(f"CONFIG_DIR={config['CONFIG_DIR']!r}: not a directory")
-    for name in ("PROBE_CONCURRENCY", "PROBE_PER_HOST_LIMIT", "STREAM_WORKERS"):
+    for name in ("PROBE_CONCURRENCY", "PROBE_PER_HOST_LIMIT", "STREAM_WORKERS", "CREDENTIAL_ATTEMPTS"):
         if int(config.get(name, 1)) < 1:
             raise ConfigError(f"{name}={config.get(name)!r}: must be at least 1")
     for name in ("SESSION_ABSOLUTE_LIFETIME_S", "LOGIN_THROTTLE_FREE_FAILURES"):

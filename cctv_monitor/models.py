@@ -208,6 +208,10 @@ class Device(Timestamped, Base):
     status: Mapped[str] = mapped_column(String(32), default="unknown", index=True)
     status_changed: Mapped[Optional[datetime]] = mapped_column()
     identity_conflict: Mapped[Optional[str]] = mapped_column(Text)  # why identity is doubtful
+    # Keyed fingerprints (cctv_monitor.credentials.fingerprint), never passwords: the credential that
+    # worked last (tried first next time) and those the device rejected (not retried until they change).
+    credential_ref: Mapped[Optional[str]] = mapped_column(String(64))
+    rejected_credential_refs: Mapped[Optional[list[Any]]] = mapped_column(JSON, default=list)
     last_observation_id: Mapped[Optional[int]] = mapped_column(Integer)  # no FK: avoids a cycle
 
     agency: Mapped[Optional[Agency]] = relationship()

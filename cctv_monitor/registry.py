@@ -34,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from cctv_monitor.compliance import Spec, SpecError
+from cctv_monitor.credentials import password_env_problem
 from cctv_monitor.crypto import Credential, CredentialKeyError, decrypt_credentials, encrypt_credentials
 from cctv_monitor.models import Agency, Project, RegisterEntry, Site, SpecProfile
 from cctv_monitor.spreadsheet_limits import MAX_COLUMNS, bounded_rows, check_xlsx_archive
@@ -906,6 +907,9 @@ def _credentials(value: Any, problems: _Problems, where: tuple[Any, ...]) -> lis
             problems.add(at + ("username",), "missing")
             continue
         env = item.get("password_env")
+        if env and (problem := password_env_problem(str(env))) is not None:
+            problems.add(at + ("password_env",), problem)
+            continue
         password = os.environ.get(str(env)) if env else None
         if password is None:
             password = item.get("password")

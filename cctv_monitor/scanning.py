@@ -28,7 +28,6 @@ import asyncio
 import ipaddress
 import logging
 import os
-import re
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -52,7 +51,15 @@ from cctv_monitor.compliance import (
     main_profile,
 )
 from cctv_monitor.compliance.engine import SILENT
+from cctv_monitor.credentials import (
+    DEFAULT_MAX_ATTEMPTS,
+    CredentialPlan,
+    DeviceMemory,
+    SiteCredentials,
+    remember,
+)
 from cctv_monitor.db import get_db
+from cctv_monitor.homes import ProjectRanges
 from cctv_monitor.models import (
     Agency,
     AlertEvent,
@@ -70,6 +77,7 @@ from cctv_monitor.statuses import ScanState
 from probes.results import Observation as ObsData
 from probes.results import ProbeStatus
 from probes.targets import Credential, Target
+from probes.vocab import host_of, is_placeholder_serial, is_valid_mac
 
 LOGGER = logging.getLogger(__name__)
 
@@ -116,31 +124,6 @@ class ScanAlreadyRunning(ScanError):
 
 
 # -- identity helpers ----------------------------------------------------------------------------------------
-
-_MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-_PLACEHOLDER_SERIALS = {"", "0", "none", "null", "n/a", "na", "unknown", "serial", "serialnumber", "default",
-                        "123456", "1234567890", "0123456789", "abcdef", "xxxxxx", "to be filled by o.e.m."}
-
-
-def is_valid_mac(mac: str | None) -> bool:
-    """True for a unicast MAC we can key a device by (not all-zero, all-ones or multicast)."""
-    if not mac or not _MAC_RE.match(mac):
-        return False
-    if mac in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"):
-        return False
-    return not int(mac[:2], 16) & 1  # group bit set: not a NIC address
-
-
-def is_placeholder_serial(serial: str | None) -> bool:
-    """True for serials that identify nothing: empty, well-known fillers, or a prefix plus one repeated digit."""
-    if serial is None:
-        return True
-    text = serial.strip().lower()
-    if text in _PLACEHOLDER_SERIALS:
-        return True
-    body = re.sub(r"^[a-z]+", "", re.sub(r"[^0-9a-z]", "", text))
-    return len(body) < 4 or len(set(body)) == 1  # "SZ0000000000", "111111": same digit repeated
-
 
 def _clip(value: Any, limit: int) -> Any:
     """Clip a camera string to a column length and drop NUL (PostgreSQL text cannot hold it)."""
@@ -189,19 +172,12 @@ class ScanScope:
         """True when ``address`` (host or host:port) falls inside the scanned ranges."""
         if not address:
             return False
-        host = _host_of(address)
+        host = host_of(address)
         try:
             ip = ipaddress.ip_address(host)
         except ValueError:
             return any(t.host == host for t in self.explicit)
         return any(ip in net for net in self.networks) or any(t.host == host for t in self.explicit)
-
-
-def _host_of(address: str) -> str:
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        return address.strip("[]")
-    return host.strip("[]")
 
 
 def _site_networks(site: Site) -> list[Any]:
@@ -212,7 +188,7 @@ def _site_networks(site: Site) -> list[Any]:
             nets.append(ipaddress.ip_network(text, strict=False))
         except ValueError:
             try:
-                nets.append(ipaddress.ip_network(_host_of(text)))
+                nets.append(ipaddress.ip_network(host_of(text)))
             except ValueError:
                 continue
     return nets
@@ -385,6 +361,7 @@ class ScanRecorder:
                 self.site_nets.append((net, site))
         # Most specific range first, so a /28 inside a /24 wins.
         self.site_nets.sort(key=lambda pair: pair[0].prefixlen, reverse=True)
+        self.homes = ProjectRanges((net, site.project_id) for net, site in self.site_nets)
         self.active: dict[int, dict[tuple[str, str | None], Finding]] = {}
         for finding in session.scalars(select(Finding).where(Finding.active.is_(True),
                                                              Finding.device_id.is_not(None))):
@@ -435,7 +412,7 @@ class ScanRecorder:
     # matching
     def _site_for(self, address: str) -> Site | None:
         try:
-            ip = ipaddress.ip_address(_host_of(address))
+            ip = ipaddress.ip_address(host_of(address))
         except ValueError:
             return None
         for net, site in self.site_nets:
@@ -487,6 +464,8 @@ class ScanRecorder:
                 conflicts.append(f"MAC {mac} belongs to device #{candidate.id} with serial {candidate.serial!r}, "
                                  f"but this device reports serial {real_serial!r}: not merged")
                 continue
+            if self._foreign_move(candidate, obs.address, conflicts, f"MAC {mac}"):
+                continue
             device = candidate
             break
         if device is None and real_serial:
@@ -497,7 +476,7 @@ class ScanRecorder:
                 if cand_mac and usable and cand_mac not in usable:
                     conflicts.append(f"serial {real_serial!r} belongs to device #{candidate.id} with MAC "
                                      f"{cand_mac}, but this device reports {', '.join(usable)}: not merged")
-                else:
+                elif not self._foreign_move(candidate, obs.address, conflicts, f"serial {real_serial!r}"):
                     device = candidate
         if device is None and not usable and not real_serial:
             # No identity of its own: the address is all we have (flagged so users know it is weak).
@@ -510,6 +489,21 @@ class ScanRecorder:
                              "in this scan: not merged")
             device = None
         return device, usable, conflicts
+
+    def _at_home(self, project_id: int | None, address: str) -> bool:
+        default = self.scope.default_project  # a check of a range: the operator put the project there
+        return self.homes.holds(project_id, address) or (default is not None and default.id == project_id
+                                                         and self.scope.covers(address))
+
+    def _foreign_move(self, candidate: Device, address: str, conflicts: list[str], what: str) -> bool:
+        """True (and both devices flagged) when ``candidate`` of a project would move outside its ranges."""
+        if candidate.project_id is None or candidate.address == address or self._at_home(candidate.project_id, address):
+            return False
+        conflicts.append(f"{what} belongs to device #{candidate.id} of another project at {candidate.address}, "
+                         f"but {address} lies outside that project's site ranges: not merged")
+        self._flag(candidate, f"{what} is also reported by {address}, outside this project's site ranges: "
+                              "not merged, nothing changed")
+        return True
 
     def _flag(self, device: Device, text: str) -> None:
         current = device.identity_conflict or ""
@@ -553,6 +547,10 @@ class ScanRecorder:
             if all_macs and all_macs != list(device.macs or []):
                 device.macs = [_clip(m, 17) for m in all_macs]
         assign("address", obs.address)
+        if obs.credential_ref or obs.rejected_refs:
+            memory = remember(DeviceMemory(device.credential_ref, frozenset(device.rejected_credential_refs or ())),
+                              obs.credential_ref, obs.rejected_refs)
+            device.credential_ref, device.rejected_credential_refs = memory.worked, sorted(memory.rejected)
         for text in conflicts:
             self._flag(device, text)
         if obs.ok and not conflicts and device.identity_conflict and ident is not None and macs:
@@ -561,6 +559,17 @@ class ScanRecorder:
 
         # project matching: register (MAC, serial), then the site the address belongs to
         entry = self._register_entry(macs, ident.serial if ident else None)
+        if entry is not None and not self._at_home(entry.project_id, obs.address):
+            # A register match counts only inside that project's site ranges (no hijack across agencies).
+            text = (f"reports the MAC/serial of register entry {entry.label or entry.id} of project "
+                    f"{entry.project.code}, but {obs.address} lies outside that project's site ranges: not matched")
+            conflicts.append(text)
+            self._flag(device, text)
+            owner = self._device_for_entry(entry)
+            if owner is not None and owner is not device:
+                self._flag(owner, f"its MAC/serial is also reported by {obs.address}, outside this project's site "
+                                  "ranges: not matched, nothing changed")
+            entry = None
         if entry is None and not macs and not (ident and ident.serial and not is_placeholder_serial(ident.serial)):
             # Nothing to identify it by (e.g. ONVIF disabled): the register's expected address is the best link.
             entry = self.register_by_address.get(obs.address)
@@ -747,10 +756,11 @@ class ScanRecorder:
         self.session.commit()
 
     def _device_for_entry(self, entry: RegisterEntry) -> Device | None:
-        if entry.mac and entry.mac.lower() in self.by_mac:
-            return self.devices[self.by_mac[entry.mac.lower()]]
-        if entry.serial and entry.serial in self.by_serial:
-            return self.devices[self.by_serial[entry.serial]]
+        for device_id in (self.by_mac.get((entry.mac or "").lower()), self.by_serial.get(entry.serial or "")):
+            device = self.devices.get(device_id) if device_id is not None else None
+            # A device claiming the entry's MAC/serial outside the project's ranges is not the project's.
+            if device is not None and (not device.address or self._at_home(entry.project_id, device.address)):
+                return device
         for device in self.devices.values():
             if device.register_entry_id == entry.id:
                 return device
@@ -957,7 +967,7 @@ def run_scan(app: Flask, target_kind: str, target_value: str, *, with_streams: b
              observations: Iterable[ObsData] | None = None) -> int:
     """Run one scan to the end (blocking) and return its ScanRun id; commits after every camera.
 
-    ``credentials`` are tried before the site's stored ones; ``default_project`` (a project code) makes
+    ``credentials`` are tried after the last good and the site's stored ones; ``default_project`` makes
     devices outside every site range belong to that project (the acceptance ``check`` of a range);
     ``results`` (a list) receives one :class:`Recorded` per camera; ``on_started(run_id)`` is called as
     soon as the run row exists; ``observations`` (made elsewhere, e.g. a field laptop's JSON) are recorded
@@ -1010,7 +1020,7 @@ def _execute(app: Flask, run_id: int, *, with_streams: bool, credentials: Sequen
                 _safe_record(recorder, recorder.record_silent if obs.status in SILENT else recorder.record_answering,
                              obs)
         else:
-            creds = _credential_source(app, scope, credentials, session)
+            creds = _credential_source(app, scope, credentials, session, recorder)
             targets = _discover(app, scope, recorder)
             run.total = len(targets)
             session.commit()
@@ -1068,40 +1078,28 @@ def _terminate(session: Session, run_id: int, state: ScanState, error: str) -> N
 
 
 def _credential_source(app: Flask, scope: ScanScope, extra: Sequence[Credential] | None,
-                       session: Session | None = None) -> Callable[[Target], list[Credential]]:
-    """Credentials per target: the given ones, then the site the address belongs to, then all scope sites."""
-    per_site: list[tuple[list[Any], list[Credential]]] = []
-    pooled: list[Credential] = []
-    sites = list(scope.sites)
+                       session: Session, recorder: ScanRecorder) -> CredentialPlan:
+    """Credentials per target: last good on the device, the sites holding its address, the typed ones."""
+    def pack(site: Site) -> SiteCredentials:
+        nets = _site_networks(site)
+        return SiteCredentials(tuple(nets), tuple(_decrypt(app, site.credentials_encrypted)),
+                               site.project.agency_id if site.project else None,
+                               max((n.prefixlen for n in nets), default=0))
+
+    # Only sites whose ranges touch the scanned ranges can hold a scanned address (decrypt no more).
+    sites = [pack(s) for s in session.scalars(select(Site).options(selectinload(Site.project)))
+             if any(n.version == r.version and n.overlaps(r) for n in _site_networks(s) for r in scope.networks)]
+    plan = CredentialPlan(key=str(app.config["SECRET_KEY"]).encode(), sites=sites, typed=list(extra or ()),
+                          max_attempts=int(app.config.get("CREDENTIAL_ATTEMPTS", DEFAULT_MAX_ATTEMPTS)))
     if scope.default_project is not None:
-        # A check of a range: the project's own sites hold the credentials its cameras use.
-        sites.extend(s for s in scope.default_project.sites if s not in sites)
-    if scope.kind == "range" and session is not None:
-        # A range has no sites of its own: addresses inside a known site use that site's credentials.
-        sites.extend(s for s in session.scalars(select(Site)) if s not in sites
-                     and any(n.overlaps(r) for n in _site_networks(s) for r in scope.networks
-                             if n.version == r.version))
-    for site in sites:
-        creds = _decrypt(app, site.credentials_encrypted)
-        per_site.append((_site_networks(site), creds))
-        for c in creds:
-            if c not in pooled:
-                pooled.append(c)
-    first = list(extra or ())
-
-    def source(target: Target) -> list[Credential]:
-        result = list(first)
-        try:
-            ip = ipaddress.ip_address(target.host)
-        except ValueError:
-            ip = None
-        for nets, creds in per_site:
-            if ip is not None and any(ip in n for n in nets):
-                result.extend(c for c in creds if c not in result)
-        result.extend(c for c in pooled if c not in result)
-        return result
-
-    return source
+        plan.agencies = frozenset({scope.default_project.agency_id})
+        if scope.kind == "range":  # check --project P --range R: the operator chose both
+            plan.scope_default, plan.scope_networks = [pack(s) for s in scope.default_project.sites], scope.networks
+    elif scope.kind != "range":
+        plan.agencies = frozenset(s.project.agency_id for s in scope.sites)
+    plan.memory = {d.address: DeviceMemory(d.credential_ref, frozenset(d.rejected_credential_refs or ()))
+                   for d in recorder.devices.values() if d.address and (d.credential_ref or d.rejected_credential_refs)}
+    return plan
 
 
 def _discover(app: Flask, scope: ScanScope, recorder: ScanRecorder) -> list[Target]:
@@ -1125,7 +1123,9 @@ def _discover(app: Flask, scope: ScanScope, recorder: ScanRecorder) -> list[Targ
     for device in recorder.devices.values():
         if not device.address or device.address in found:
             continue
-        if scope.covers(device.address) or device.site_id in site_ids or device.project_id in project_ids:
+        # Only inside the scanned ranges: a device that moved out shows as missing until found in range again,
+        # and a probe (with this scope's credentials) never follows an address the device itself reported.
+        if scope.covers(device.address):
             try:
                 found[device.address] = Target.parse(device.address)
             except ValueError:

@@ -22,6 +22,7 @@ from cctv_monitor.statuses import DeviceStatus
 from dashboards.i18n import rule_label
 from dashboards.queries import DeviceFilters, device_conditions, iter_devices
 from dashboards.security import device_scope
+from probes.vocab import strip_control
 
 LOGGER = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ FINDING_HEADERS = {
 
 def safe_cell(value: Any) -> Any:
     """Neutralise spreadsheet formulas in text cells; other types pass through."""
+    if isinstance(value, str):
+        # Control characters make openpyxl refuse the whole workbook (a 500 for every user).
+        value = strip_control(value, keep_newlines=True)
     if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
         return "'" + value
     return value

@@ -312,6 +312,7 @@ RULE_LABELS: dict[str, tuple[str, str]] = {
     "unregistered": ("ไม่ได้ลงทะเบียน", "Not registered"),
     "registered_missing": ("ลงทะเบียนแต่ไม่พบ", "Registered but not found"),
     "count_shortfall": ("จำนวนกล้องน้อยกว่าที่อนุมัติ", "Fewer cameras than approved"),
+    "foreign_media_host": ("กล้องระบุที่อยู่เครื่องอื่น", "Camera names another host"),
 }
 
 

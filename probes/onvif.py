@@ -39,7 +39,7 @@ from probes.errors import (
     ProbeError,
     ProbeTimeout,
 )
-from probes.results import DeviceIdentity, MediaProfile, Observation, ProbeStatus, redact_uri, utc_now_iso
+from probes.results import DeviceIdentity, MediaProfile, Observation, ProbeStatus, utc_now_iso
 from probes.soap import (
     CameraSession,
     HostLimiter,
@@ -55,6 +55,8 @@ from probes.soap import (
     wsse_header,
 )
 from probes.targets import Credential, Target
+from probes.targets import on_probed_host as _on_probed_host
+from probes.vocab import normalise_encoding, normalise_mac, redact_uri
 
 __all__ = ["probe_onvif", "probe_onvif_detailed", "OnvifReadout", "PLACEHOLDER_BITRATES"]
 
@@ -101,9 +103,13 @@ class OnvifReadout:
 
 
 async def probe_onvif_detailed(target: Target, credentials: Sequence[Credential], *, timeout_s: float = 5.0,
-                               limiter: HostLimiter | None = None,
-                               total_timeout_s: float | None = None) -> OnvifReadout:
-    """Like :func:`probe_onvif`, also returning the accepted credential and the unredacted stream URIs."""
+                               limiter: HostLimiter | None = None, total_timeout_s: float | None = None,
+                               skipped: int = 0) -> OnvifReadout:
+    """Like :func:`probe_onvif`, also returning the accepted credential and the unredacted stream URIs.
+
+    ``skipped``: how many credentials the caller left out because this device rejected them before; with
+    none left, the device is only checked for life (no login attempt) and reported as a wrong password.
+    """
     started = time.monotonic()
     state = _State(target)
     session = CameraSession(target.host, timeout_s=timeout_s, limiter=limiter,
@@ -112,7 +118,7 @@ async def probe_onvif_detailed(target: Target, credentials: Sequence[Credential]
     total = total_timeout_s if total_timeout_s is not None else max(timeout_s * 8, 30.0)
     try:
         async with asyncio.timeout(total):
-            await _Prober(state, session, list(credentials), timeout_s).run()
+            await _Prober(state, session, list(credentials), timeout_s, skipped).run()
     except ProbeError as exc:
         state.fail(exc)
     except TimeoutError:
@@ -126,7 +132,9 @@ async def probe_onvif_detailed(target: Target, credentials: Sequence[Credential]
     state.warnings.extend(w for w in session.repairs if w not in state.warnings)
     if session.http_digest_used:
         state.warn("device required HTTP Digest authentication on top of WS-Security")
-    return OnvifReadout(state.build(time.monotonic() - started), state.credential, dict(state.stream_uris))
+    # The probe boundary: camera strings leave here without control characters or credentials.
+    return OnvifReadout(state.build(time.monotonic() - started).sanitised(), state.credential,
+                        dict(state.stream_uris))
 
 
 @dataclass
@@ -148,6 +156,16 @@ class _State:
     raw_errors: list[str] = field(default_factory=list)
     credential: Credential | None = None
     stream_uris: dict[str, str] = field(default_factory=dict)
+    foreign_hosts: list[str] = field(default_factory=list)
+    rejected_refs: list[str] = field(default_factory=list)
+    locked: bool = False
+
+    def foreign(self, host: str, what: str) -> None:
+        """Note that the device named another host for ``what`` (it gets no credential from us)."""
+        if host not in self.foreign_hosts:
+            self.foreign_hosts.append(host)
+        self.warn(f"{what} names another host ({host}) than the one probed ({self.target.host}); used on "
+                  f"{self.target.host} instead, no credential sent to {host}")
 
     def warn(self, message: str) -> None:
         """Record a non-fatal problem once."""
@@ -178,15 +196,19 @@ class _State:
             duration_s=round(duration_s, 3), device=device, clock_offset_s=self.clock_offset_s,
             ntp_servers=tuple(self.ntp_servers), ntp_from_dhcp=self.ntp_from_dhcp,
             services=tuple(self.services), xaddrs=self.target.xaddrs, profiles=tuple(self.profiles),
-            warnings=tuple(self.warnings), raw_errors=tuple(self.raw_errors))
+            warnings=tuple(self.warnings), raw_errors=tuple(self.raw_errors),
+            foreign_hosts=tuple(self.foreign_hosts),
+            credential_ref=self.credential.ref if self.credential is not None else None,
+            rejected_refs=tuple(dict.fromkeys(self.rejected_refs)), auth_locked=self.locked)
 
 
 class _Prober:
     """The call sequence for one device."""
 
     def __init__(self, state: _State, session: CameraSession, credentials: list[Credential],
-                 timeout_s: float) -> None:
+                 timeout_s: float, skipped: int = 0) -> None:
         self.state = state
+        self.skipped = skipped
         self.session = session
         self.credentials = credentials
         self.timeout_s = timeout_s
@@ -256,7 +278,11 @@ class _Prober:
         return False
 
     async def _authenticate(self) -> None:
-        """GetDeviceInformation with each credential until one is accepted."""
+        """GetDeviceInformation with each credential until one is accepted; stop at the first lock-out."""
+        if not self.credentials and self.skipped:
+            raise AuthFailed(f"wrong password: the {self.skipped} credential(s) for this device were rejected by it "
+                             "before and are not tried again until they change (a camera locks its account after "
+                             "a few failures); update the site's credentials")
         candidates: list[Credential | None] = list(self.credentials) or [None]
         rejected: list[str] = []
         last: ProbeError | None = None
@@ -265,7 +291,17 @@ class _Prober:
             try:
                 info = await self._zcall("devicemgmt", "GetDeviceInformation")
             except AuthFailed as exc:
+                if _says_locked(exc):
+                    # Every further attempt would extend the lock (Hikvision: 600 s, per user or per address).
+                    self.state.locked = True
+                    raise AuthFailed(f"locked: the device reports the account or our address as locked "
+                                     f"({exc.message}); no further credentials tried. Wait for the lock to expire or "
+                                     "unlock it on the camera; this is not a wrong password.",
+                                     excerpt=exc.excerpt) from exc
                 rejected.append(credential.username if credential else "(no credentials)")
+                if credential is not None and credential.ref and self.state.clock_offset_s is not None:
+                    # Only with the camera's clock known is a rejection the password's fault, not the clock's.
+                    self.state.rejected_refs.append(credential.ref)
                 last = exc
                 continue
             except NotSupported as exc:
@@ -285,9 +321,9 @@ class _Prober:
         skew = ""
         if self.state.clock_offset_s is None:
             skew = " The camera clock could not be read, so a clock skew may also break the digest."
-        raise AuthFailed(f"all {len(rejected)} credential(s) rejected (users: {users}): {last.message}. "
-                         f"Check the ONVIF user list on the camera (it is often separate from the web users).{skew}",
-                         excerpt=last.excerpt)
+        raise AuthFailed(f"wrong password: all {len(rejected)} credential(s) rejected (users: {users}): "
+                         f"{last.message}. Check the ONVIF user list on the camera (it is often separate from the "
+                         f"web users).{skew}", excerpt=last.excerpt)
 
     async def _services(self) -> None:
         try:
@@ -322,7 +358,7 @@ class _Prober:
             raw = _s(getattr(nic, "Info", None), "HwAddress")
             if not raw:
                 continue
-            mac = _normalise_mac(raw)
+            mac = normalise_mac(raw)
             if mac is None:
                 self.state.warn(f"unreadable MAC address {raw[:40]!r} ignored")
                 continue
@@ -504,25 +540,29 @@ class _Prober:
         if fixed != xaddr.strip():
             self.state.warn(f"{name} service XAddr {xaddr[:120]!r} is malformed (repaired to {fixed})")
         parts = urlsplit(fixed)
-        if parts.hostname != self.target.host:
-            # The device advertises an address we did not reach it on (NAT, link-local, second NIC).
+        if _on_probed_host(fixed, self.target.host)[1] is not None:
+            # The device advertises an address we did not reach it on (NAT, link-local, second NIC, or a
+            # hostile camera): calls go to the probed address only, signed calls never leave it.
             rewritten = urlunsplit((parts.scheme, self.target.address, parts.path, parts.query, ""))
-            self.state.warn(f"{name} service advertised at {parts.netloc}, reached at {self.target.address}; "
-                            "using the reachable address")
+            self.state.foreign(parts.hostname or parts.netloc, f"{name} service XAddr")
             return rewritten
         return fixed
 
     def _keep_stream_uri(self, token: str, uri: str | None) -> None:
         if uri:
-            self.state.stream_uris[token] = _repair_url(uri) or uri
+            self.state.stream_uris[token] = _repair_url(uri) or uri  # as given: the stream check re-aims it
 
     def _media_uri(self, uri: str | None, *, http: bool = False) -> str | None:
         """Redacted, repaired URI (duplicated port) as stored in the observation."""
         if not uri:
             return None
         fixed = _repair_url(uri) or uri
+        what = "snapshot URI" if http else "stream URI"
         if fixed != uri:
-            self.state.warn(f"{'snapshot' if http else 'stream'} URI had a malformed address (repaired)")
+            self.state.warn(f"{what} had a malformed address (repaired)")
+        named = _on_probed_host(fixed, self.target.host)[1]
+        if named is not None:
+            self.state.foreign(named, what)
         return redact_uri(fixed)
 
 
@@ -593,6 +633,16 @@ def _fault_error(operation: str, code: str, subcodes: list[str], reason: str) ->
     return ProbeError(f"{operation}: device answered with SOAP fault {_fault_text(fault)}")
 
 
+#: Words of lock-out replies: Hikvision userCheck ``<lockStatus>lock</lockStatus>``/"Illegal login lock",
+#: Dahua "account locked", generic "locked"/"too many (failed) attempts".
+_LOCK_WORDS = ("lockstatus>lock<", "locked", "illegal login lock", "too many", "lockout", "lock out")
+
+
+def _says_locked(exc: ProbeError) -> bool:
+    text = f"{exc.message} {exc.excerpt or ''}".lower().replace(" ", "").replace("\n", "")
+    return any(word.replace(" ", "") in text for word in _LOCK_WORDS)
+
+
 def _fault_text(fault: tuple[str, list[str], str]) -> str:
     code, subcodes, reason = fault
     codes = "/".join([c for c in [code, *subcodes] if c])
@@ -627,13 +677,6 @@ def _num(value: Any, kind: type = int) -> Any:
     return int(number) if kind is int else number
 
 
-def _normalise_encoding(value: str | None) -> str | None:
-    if not value:
-        return None
-    upper = value.strip().upper().replace(".", "").replace("-", "")
-    return {"HEVC": "H265", "AVC": "H264", "MJPEG": "JPEG", "MJPG": "JPEG"}.get(upper, upper)
-
-
 def _media1_profile(p: Any) -> MediaProfile:
     enc = getattr(p, "VideoEncoderConfiguration", None)
     rate = getattr(enc, "RateControl", None) if enc is not None else None
@@ -645,7 +688,7 @@ def _media1_profile(p: Any) -> MediaProfile:
             gov = _num(codec_cfg.GovLength)
     source = getattr(p, "VideoSourceConfiguration", None)
     return MediaProfile(
-        token=_s(p, "token") or "", name=_s(p, "Name"), encoding=_normalise_encoding(_s(enc, "Encoding")),
+        token=_s(p, "token") or "", name=_s(p, "Name"), encoding=normalise_encoding(_s(enc, "Encoding")),
         width=_num(getattr(res, "Width", None)), height=_num(getattr(res, "Height", None)),
         fps=_num(getattr(rate, "FrameRateLimit", None), float), bitrate_kbps=_num(getattr(rate, "BitrateLimit", None)),
         gov_length=gov, quality=_num(getattr(enc, "Quality", None), float) if enc is not None else None,
@@ -658,7 +701,7 @@ def _media2_profile(p: Any) -> MediaProfile:
     source = child(configs, "VideoSource")
     gov = enc.get("GovLength") if enc is not None else None
     return MediaProfile(
-        token=p.get("token"), name=text(p, "Name"), encoding=_normalise_encoding(text(enc, "Encoding")),
+        token=p.get("token"), name=text(p, "Name"), encoding=normalise_encoding(text(enc, "Encoding")),
         width=_num(text(enc, "Resolution", "Width")), height=_num(text(enc, "Resolution", "Height")),
         fps=_num(text(enc, "RateControl", "FrameRateLimit"), float),
         bitrate_kbps=_num(text(enc, "RateControl", "BitrateLimit")), gov_length=_num(gov),
@@ -690,13 +733,6 @@ def _onvif_datetime(node: Any) -> datetime | None:
         return datetime(*values, tzinfo=timezone.utc)
     except ValueError:
         return None
-
-
-def _normalise_mac(raw: str) -> str | None:
-    digits = "".join(c for c in raw.lower() if c in "0123456789abcdef")
-    if len(digits) != 12 or len(raw.strip()) > 17:
-        return None
-    return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
 
 
 def _scope_fields(scopes: Sequence[str]) -> tuple[str | None, str | None, tuple[str, ...]]:

@@ -15,7 +15,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
+
+from probes.vocab import clean_strings, redact_text, redact_uri
 
 __all__ = [
     "ProbeStatus",
@@ -32,10 +33,6 @@ __all__ = [
 #: Bumped when a field changes meaning; stored with every observation.
 SCHEMA_VERSION = 2  # 2: protocols, field_sources, onvif_status, channels, storage, retention_days, device_type
 
-REDACTED = "***"
-
-# Query parameters that carry credentials in vendors' RTSP/HTTP URLs (ZoneMinder#1346 and friends).
-_SECRET_KEYS = {"password", "passwd", "pass", "pwd", "user", "username", "usr", "auth", "token", "key"}
 
 
 class ProbeStatus(str, enum.Enum):
@@ -159,6 +156,12 @@ class Observation:
     stream_checks: tuple[StreamCheck, ...] = ()
     warnings: tuple[str, ...] = ()  # non-fatal problems: a failed optional call, a placeholder value
     raw_errors: tuple[str, ...] = ()  # short diagnostic excerpts of bad replies (already redacted)
+    #: Hosts other than the probed one that the camera named for its streams, snapshots or services; they
+    #: were never sent a credential (the probe used the probed host instead).
+    foreign_hosts: tuple[str, ...] = ()
+    credential_ref: str | None = None  # fingerprint (Credential.ref) of the credential the device accepted
+    rejected_refs: tuple[str, ...] = ()  # fingerprints the device rejected as wrong (not when locked)
+    auth_locked: bool = False  # the device said the account or our address is locked: nothing more tried
     schema_version: int = SCHEMA_VERSION
     protocols: tuple[str, ...] = ()  # what answered with data: "onvif", "isapi", "dahua"
     field_sources: dict[str, str] = field(default_factory=dict)  # field group -> protocol it came from
@@ -185,6 +188,15 @@ class Observation:
         """Return a copy with some fields replaced."""
         return replace(self, **changes)
 
+    def sanitised(self) -> "Observation":
+        """A copy safe to store and show: control characters stripped, credentials in any text redacted.
+
+        Applied where observations enter the product (the probe boundary, JSON imports): camera strings
+        are hostile (a name with ``\x01`` broke XLSX exports, ``\x1b`` reached terminals).
+        """
+        data = clean_strings(self.to_dict(), keep_newlines_in=_MULTILINE)
+        return Observation.from_dict(_redacted(data), sanitise=False)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (enums as values, tuples as lists, thumbnails base64)."""
         data = asdict(self)
@@ -200,8 +212,10 @@ class Observation:
         return json.dumps(self.to_dict(), **kwargs)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Observation":
-        """Rebuild an observation from :meth:`to_dict` output; unknown keys are ignored."""
+    def from_dict(cls, data: dict[str, Any], *, sanitise: bool = True) -> "Observation":
+        """Rebuild an observation from :meth:`to_dict` output; unknown keys are ignored; strings sanitised."""
+        if sanitise:
+            data = _redacted(clean_strings(dict(data), keep_newlines_in=_MULTILINE))
         values = _known(cls, data)
         values["status"] = ProbeStatus(values.get("status", "error"))
         if values.get("device") is not None:
@@ -233,28 +247,22 @@ def utc_now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def redact_uri(uri: str | None) -> str | None:
-    """Remove credentials from a URI: userinfo and password-like query parameters become ``***``."""
-    if not uri:
-        return uri
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return REDACTED
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(k.lower() in _SECRET_KEYS for k, _ in pairs):
-            query = urlencode([(k, REDACTED if k.lower() in _SECRET_KEYS else v) for k, v in pairs], safe="*")
-    path = parts.path
-    # Some vendors put credentials in the path: /user=admin_password=secret_channel=1 (Dahua-style)
-    lowered = path.lower()
-    if "password=" in lowered or "pwd=" in lowered:
-        path = "/" + REDACTED
-    return urlunsplit(SplitResult(parts.scheme, netloc, path, query, parts.fragment))
+#: Fields whose line breaks are kept (diagnostic excerpts of replies).
+_MULTILINE = frozenset({"raw_errors"})
+#: Fields that are binary or our own enum values (never credentials, never redacted).
+_NOT_TEXT = frozenset({"thumbnail_jpeg", "status", "observed_at", "schema_version", "credential_ref",
+                       "rejected_refs"})
+
+
+def _redacted(value: Any, key: str = "") -> Any:
+    """:func:`probes.vocab.redact_text` over every text field of a to_dict() structure."""
+    if isinstance(value, str):
+        return value if key in _NOT_TEXT else redact_text(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v, key) for v in value]
+    return value
 
 
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:

@@ -11,12 +11,11 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator, Callable, Iterable, Sequence
-from urllib.parse import urlsplit
 
 from probes.onvif import OnvifReadout, probe_onvif_detailed
 from probes.results import Observation, ProbeStatus, StreamCheck, utc_now_iso
 from probes.soap import HostLimiter
-from probes.targets import Credential, Target
+from probes.targets import Credential, Target, on_probed_host, without_userinfo
 from probes.vendor import vendor_fallback
 
 __all__ = ["Target", "Credential", "probe_many", "probe_many_sync", "probe_one", "ProgressCallback",
@@ -101,15 +100,18 @@ async def probe_one(target: Target, credentials: CredentialSource, *, limiter: H
     """
     started = time.monotonic()
     try:
-        creds = list(credentials(target) if callable(credentials) else credentials)
-        readout = await probe_onvif_detailed(target, creds, timeout_s=timeout_s, limiter=limiter)
+        given = credentials(target) if callable(credentials) else credentials
+        creds = list(given)
+        # ``skipped``: credentials the device rejected before, left out by the caller (lock-out safety).
+        readout = await probe_onvif_detailed(target, creds, timeout_s=timeout_s, limiter=limiter,
+                                             skipped=int(getattr(given, "skipped", 0)))
         # Vendor hook: Hikvision/Dahua with ONVIF off, absent or refusing, and recorders' channels.
         readout = await vendor_fallback(target, creds, readout, timeout_s=timeout_s, limiter=limiter)
         if with_streams and readout.observation.profiles:
             checks = await _stream_checks(readout, limiter, stream_timeout_s, executor, stream_profiles, sample_s,
                                           stream_slots)
             return readout.observation.with_updates(stream_checks=tuple(checks),
-                                                    duration_s=round(time.monotonic() - started, 3))
+                                                    duration_s=round(time.monotonic() - started, 3)).sanitised()
         return readout.observation
     except asyncio.CancelledError:
         raise
@@ -117,14 +119,12 @@ async def probe_one(target: Target, credentials: CredentialSource, *, limiter: H
         LOGGER.exception("%s: probe failed unexpectedly", target.address)
         return Observation(address=target.address, status=ProbeStatus.ERROR, observed_at=utc_now_iso(),
                            error=f"unexpected {type(exc).__name__}: {exc}", xaddrs=target.xaddrs,
-                           duration_s=round(time.monotonic() - started, 3))
+                           duration_s=round(time.monotonic() - started, 3)).sanitised()
 
 
 async def _stream_checks(readout: OnvifReadout, limiter: HostLimiter | None, timeout_s: float,
                          executor: ThreadPoolExecutor | None, which: str, sample_s: float,
                          slots: asyncio.Semaphore | None = None) -> list[StreamCheck]:
-    from probes.stream import check_stream  # OpenCV is imported only when streams are checked
-
     profiles = [p for p in readout.observation.profiles if p.token in readout.stream_uris]
     if which == "first":
         profiles = profiles[:1]
@@ -134,39 +134,59 @@ async def _stream_checks(readout: OnvifReadout, limiter: HostLimiter | None, tim
     # OpenCV enforces its own open/read timeouts; this outer bound only catches a thread stuck beyond them.
     limit = timeout_s + sample_s + 10
     checks: list[StreamCheck] = []
+    probed = readout.observation.host
     for prof in profiles:  # one stream at a time per camera: old cameras struggle with parallel sessions
-        uri = readout.stream_uris[prof.token]
-        host = urlsplit(uri).hostname or readout.observation.host
-
-        def run(uri: str = uri, token: str = prof.token) -> StreamCheck:
-            return check_stream(uri, username=user, password=password, profile_token=token, sample_s=sample_s,
-                                timeout_s=timeout_s)
-
-        async def in_thread() -> StreamCheck:
-            if slots is not None:
-                await slots.acquire()  # wait for a free thread before the clock starts
-            try:
-                future = loop.run_in_executor(executor, run)
-            except BaseException:
-                if slots is not None:
-                    slots.release()
-                raise
-            if slots is not None:
-                # The slot is free again only when the thread is: a check abandoned on timeout still
-                # occupies its thread until OpenCV gives up.
-                future.add_done_callback(lambda _f: slots.release())
-            return await asyncio.wait_for(asyncio.shield(future), limit)
-
-        try:
-            if limiter is not None:
-                async with limiter.acquire(host):
-                    check = await in_thread()
-            else:
-                check = await in_thread()
-        except TimeoutError:
-            check = StreamCheck(prof.token, ok=False, error=f"stream check exceeded {limit:g} s")
+        given = readout.stream_uris[prof.token]
+        # A credential only ever goes to the probed host: a URI naming another host is tried on the probed
+        # host (same port, path, query) with the credential, and on the named host only without one.
+        local_uri, named = on_probed_host(given, probed)
+        attempts = [(local_uri, probed, user, password)]
+        if named is not None:
+            attempts.append((without_userinfo(given), named, None, None))
+        check: StreamCheck | None = None
+        for uri, host, who, secret in attempts:
+            check = await _one_check(uri, host, who, secret, prof.token, limiter, timeout_s, executor, sample_s,
+                                     slots, limit, loop)
+            if check.ok:
+                break
+        assert check is not None
         checks.append(check)
     return checks
+
+
+async def _one_check(uri: str, host: str, user: str | None, password: str | None, token: str,
+                     limiter: HostLimiter | None, timeout_s: float, executor: ThreadPoolExecutor | None,
+                     sample_s: float, slots: asyncio.Semaphore | None, limit: float,
+                     loop: asyncio.AbstractEventLoop) -> StreamCheck:
+    """One stream check on a worker thread, under the per-host limit; a stuck thread becomes an error."""
+    from probes.stream import check_stream  # OpenCV is imported only when streams are checked
+
+    def run() -> StreamCheck:
+        return check_stream(uri, username=user, password=password, profile_token=token, sample_s=sample_s,
+                            timeout_s=timeout_s)
+
+    async def in_thread() -> StreamCheck:
+        if slots is not None:
+            await slots.acquire()  # wait for a free thread before the clock starts
+        try:
+            future = loop.run_in_executor(executor, run)
+        except BaseException:
+            if slots is not None:
+                slots.release()
+            raise
+        if slots is not None:
+            # The slot is free again only when the thread is: a check abandoned on timeout still
+            # occupies its thread until OpenCV gives up.
+            future.add_done_callback(lambda _f: slots.release())
+        return await asyncio.wait_for(asyncio.shield(future), limit)
+
+    try:
+        if limiter is not None:
+            async with limiter.acquire(host):
+                return await in_thread()
+        return await in_thread()
+    except TimeoutError:
+        return StreamCheck(token, ok=False, error=f"stream check exceeded {limit:g} s")
 
 
 def probe_many_sync(targets: Iterable[Target], credentials: CredentialSource, **kwargs: object) -> list[Observation]:

@@ -38,6 +38,7 @@ from probes.errors import (
     ReplyTooLarge,
     Unreachable,
 )
+from probes.targets import on_probed_host
 
 LOGGER = logging.getLogger(__name__)
 
@@ -313,6 +314,10 @@ class CameraSession:
         headers = {"Content-Type": f'application/soap+xml; charset=utf-8; action="{action}"',
                    "User-Agent": "cctv-monitor-probe"}
         op = action.rpartition("/")[2] or action
+        if on_probed_host(url, self.host)[1] is not None:
+            # Bodies carry WS-Security tokens and the session answers Digest: never to a host not probed.
+            raise ProbeError(f"{op}: refused to send a request to {_hostport(url)}, which is not the probed "
+                             f"host {self.host}")
         middlewares = (self._digest,) if (authenticated and self._digest is not None) else ()
         # Connect gets slightly less than the hard bound so a silent host reads as unreachable, not timeout.
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout_s * 0.9, sock_read=self.timeout_s)

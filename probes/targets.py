@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["Target", "Credential", "DEFAULT_PATH"]
+__all__ = ["Target", "Credential", "DEFAULT_PATH", "on_probed_host", "without_userinfo"]
 
 DEFAULT_PATH = "/onvif/device_service"
 
@@ -81,6 +81,48 @@ class Credential:
 
     username: str
     password: str = field(repr=False, default="")
+    #: Opaque fingerprint given by the caller (never the password); the observation reports which
+    #: fingerprint the device accepted and which it rejected, so the next scan can order and skip.
+    ref: str | None = field(default=None, compare=False)
+
+
+def on_probed_host(uri: str, host: str) -> tuple[str, str | None]:
+    """``uri`` aimed at the probed ``host`` (same scheme, port, path, query) and the host it named if another.
+
+    A credential is only ever sent to the host that was probed: a camera naming another host in a stream,
+    snapshot or service URI (NAT, a second NIC, or an attacker) would otherwise receive the site's password.
+    """
+    try:
+        parts = urlsplit(uri)
+        named, port = parts.hostname, parts.port
+    except ValueError:
+        return uri, None
+    if not named or _same_host(named, host):
+        return uri, None
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = _bracket(host) + (f":{port}" if port else "")
+    if userinfo:
+        netloc = f"{userinfo}@{netloc}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), named
+
+
+def without_userinfo(uri: str) -> str:
+    """``uri`` with any ``user:password@`` removed (for contacting a host no credential belongs to)."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, parts.fragment))
+
+
+def _same_host(a: str, b: str) -> bool:
+    a, b = a.strip("[]").lower(), b.strip("[]").lower()
+    if a == b:
+        return True
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return False
 
 
 def _port(text: str, whole: str) -> int:

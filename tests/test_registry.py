@@ -125,7 +125,7 @@ def test_password_env_overrides_demo_default(app, runner, session, monkeypatch):
     """``password_env`` wins over the inline demo password when the variable is set."""
     from cctv_monitor.registry import site_credentials
 
-    monkeypatch.setenv("CCTV_DEMO_PASSWORD", "Other#1")
+    monkeypatch.setenv("CCTV_SITE_PW_DEMO", "Other#1")
     assert runner.invoke(cli, args=["import-projects", str(PROJECTS)]).exit_code == 0
     site = session.scalar(select(Site).where(Site.code == "school"))
     assert site_credentials(site, app=app)[0].password == "Other#1"
@@ -413,3 +413,36 @@ def test_import_path_api_reports_per_file(app, session, tmp_path):
         report = import_path(session, bad)
     assert not report.ok
     assert report.errors[0].file == str(bad) and "empty" in report.errors[0].message
+
+
+@pytest.mark.parametrize("variable", ["CCTV_SECRET_KEY", "CCTV_CREDENTIAL_KEY", "HOME", "CCTV_SITE_PW_"])
+def test_password_env_only_reads_site_password_variables(runner, session, tmp_path, monkeypatch, variable):
+    """A project file naming a server secret as ``password_env`` is refused with a clear import error, and
+    the secret never becomes a site credential (it would be sent to the file's address range)."""
+    monkeypatch.setenv(variable, "the-servers-own-secret")
+    data = yaml.safe_load((PROJECTS / "CR-MS-2568-002.yaml").read_text(encoding="utf-8"))
+    data["sites"][0]["credentials"] = [{"username": "admin", "password_env": variable}]
+    bad = tmp_path / "CR-MS-2568-002.yaml"
+    bad.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    result = runner.invoke(cli, args=["import-projects", "--no-profiles", str(bad)])
+    assert result.exit_code == 2, result.output
+    assert f"environment variable {variable!r} is not allowed" in result.output
+    assert "CCTV_SITE_PW_" in result.output
+    assert "Traceback" not in result.output
+    assert session.scalar(select(Project).where(Project.code == "CR-MS-2568-002")) is None
+
+
+def test_password_env_with_the_site_prefix_is_read(app, runner, session, tmp_path, monkeypatch):
+    """``CCTV_SITE_PW_<NAME>`` is the accepted form (the shipped examples use ``CCTV_SITE_PW_DEMO``)."""
+    from cctv_monitor.registry import site_credentials
+
+    monkeypatch.setenv("CCTV_SITE_PW_SCHOOL", "School#9")
+    data = yaml.safe_load((PROJECTS / "CR-MS-2568-002.yaml").read_text(encoding="utf-8"))
+    assert data["sites"][0]["credentials"][0]["password_env"] == "CCTV_SITE_PW_DEMO"
+    data["sites"][0]["credentials"] = [{"username": "admin", "password_env": "CCTV_SITE_PW_SCHOOL"}]
+    good = tmp_path / "CR-MS-2568-002.yaml"
+    good.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    result = runner.invoke(cli, args=["import-projects", str(good)])
+    assert result.exit_code == 0, result.output
+    site = session.scalar(select(Site).where(Site.code == "school"))
+    assert site_credentials(site, app=app)[0].password == "School#9"

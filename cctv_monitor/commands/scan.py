@@ -186,7 +186,8 @@ def register(group: AppGroup) -> None:
     @group.command("check")
     @click.option("--project", "code", required=True, help="Code of the approved project to check against.")
     @click.option("--range", "cidr", help="Scan this range instead of the project's sites (CIDRs, comma-separated).")
-    @click.option("--user", help="ONVIF user to try first (default: the site's stored credentials).")
+    @click.option("--user", help="ONVIF user to try after the credential that worked on each device last time and "
+                                 "the project's site credentials.")
     @click.option("--password", envvar="CCTV_CHECK_PASSWORD",
                   help="ONVIF password for --user (or set CCTV_CHECK_PASSWORD, which stays out of shell history).")
     @click.option("--report", "report_path", type=click.Path(dir_okay=False, writable=True),

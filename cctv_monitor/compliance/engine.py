@@ -42,6 +42,9 @@ def evaluate_device(obs: Observation, spec: Spec, *, registered: bool = True) ->
     """Findings for one device: probe failure alone, else the profile's rules plus registration."""
     if not obs.ok:
         th, en = _UNREACHABLE_TEXT.get(obs.status, _UNREACHABLE_TEXT[ProbeStatus.ERROR])
+        if obs.auth_locked:  # not a wrong password: say so, or someone "fixes" the right one
+            th, en = ("อุปกรณ์ล็อกบัญชีหรือที่อยู่ของเครื่องตรวจไว้หลังการเข้าสู่ระบบผิดหลายครั้ง (ไม่ใช่รหัสผ่านผิด)",
+                      "The device locked the account or our address after failed log-ins (not a wrong password)")
         detail = f": {obs.error}" if obs.error else ""
         return [FindingResult(rule_id="onvif_unreachable", severity=ENGINE_RULES["onvif_unreachable"],
                               expected="ONVIF read succeeds", observed=obs.status.value, source=None,
@@ -53,6 +56,14 @@ def evaluate_device(obs: Observation, spec: Spec, *, registered: bool = True) ->
             observed=_identity_text(obs), source=PROJECT_SOURCE,
             message_th="อุปกรณ์นี้ไม่อยู่ในทะเบียนของโครงการที่ได้รับอนุมัติ",
             message_en="This device is not in the register of any approved project"))
+    for host in obs.foreign_hosts:
+        # The camera pointed us at another machine; the probe kept the credential on the probed host.
+        findings.append(FindingResult(
+            rule_id="foreign_media_host", severity=ENGINE_RULES["foreign_media_host"], subject=host,
+            expected=f"stream, snapshot and service URIs on {obs.host}", observed=host, source=None,
+            message_th=f"กล้องระบุที่อยู่สตรีม/บริการเป็นเครื่องอื่น ({host}) ไม่ใช่ {obs.host}; ระบบไม่ได้ส่งรหัสผ่านไปยัง {host}",
+            message_en=f"The camera names another host ({host}) than {obs.host} for its streams or services; "
+                       f"no credential was sent to {host}"))
     ctx = DeviceContext.build(obs)
     for key, rule_cls in RULES.items():
         requirement = spec.requirement(key)

@@ -664,6 +664,7 @@ ENGINE_RULES: dict[str, Severity] = {
     "unregistered": Severity.MAJOR,
     "registered_missing": Severity.MAJOR,
     "count_shortfall": Severity.MAJOR,
+    "foreign_media_host": Severity.MINOR,
 }
 
 

@@ -26,6 +26,7 @@ QUIRKS = (
     "onvif_disabled", "http_digest", "html_401", "clock_skew", "xaddrs_multi", "duplicated_port",
     "unescaped_amp", "invalid_utf8", "placeholder_bitrate", "missing_govlength", "slow", "hang", "reset",
     "huge_reply", "malformed_xml", "fault_on", "garbage_mac", "hostile_strings", "xxe", "hardcoded_fps",
+    "foreign_host", "lockout",
 )
 HOSTILE_NAME = '<script>alert(1)</script>'
 HOSTILE_LOCATION = '"><img src=x onerror=alert(2)>'

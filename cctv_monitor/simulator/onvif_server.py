@@ -29,6 +29,10 @@ LOGGER = logging.getLogger(__name__)
 SOAP_CT = "application/soap+xml; charset=utf-8"
 # Requests are parsed like the probes must parse replies: no entities, no network, no huge trees.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
+_LOCKED_401 = ('<?xml version="1.0" encoding="UTF-8"?>\n<userCheck version="2.0" '
+               'xmlns="http://www.hikvision.com/ver20/XMLSchema"><statusValue>401</statusValue>'
+               '<statusString>Unauthorized</statusString><lockStatus>lock</lockStatus><unlockTime>600</unlockTime>'
+               '<retryLoginTime>0</retryLoginTime></userCheck>')
 _HTML_401 = ("<!DOCTYPE html><html><head><title>401 Unauthorized</title></head><body><h1>401 Unauthorized</h1>"
              "<p>Authorization required.</p></body></html>")
 _HTML_403 = ("<!DOCTYPE html><html><head><title>403 Forbidden</title></head><body><h1>403 Forbidden</h1>"
@@ -50,6 +54,8 @@ class CameraBinding:
     sock: socket.socket | None = None  # pre-bound listening socket (netns mode), else bind host:port
     digest: HttpDigest = field(init=False)
     requests: int = 0
+    auth_failures: int = 0  # rejected credentials (what a lock-out counts)
+    auth_attempts: int = 0  # authenticated requests, accepted or not
 
     def __post_init__(self) -> None:
         self.digest = HttpDigest(realm=f"{self.spec.manufacturer} {self.spec.name}")
@@ -64,11 +70,17 @@ class CameraBinding:
                             if "dahua" in vendor.protocols else self.guard)
 
     @property
+    def advertised_host(self) -> str:
+        """The host the camera names in its URIs (quirk: another host's address)."""
+        q = self.spec.quirk("foreign_host")
+        return str(q.get("host", "127.0.0.2")) if q is not None else self.host
+
+    @property
     def base_url(self) -> str:
         """``http://host:port`` as the camera advertises it (quirk: duplicated port)."""
         if self.spec.has("duplicated_port"):
-            return f"http://{self.host}:{self.onvif_port}:{self.onvif_port}"
-        return f"http://{self.host}:{self.onvif_port}"
+            return f"http://{self.advertised_host}:{self.onvif_port}:{self.onvif_port}"
+        return f"http://{self.advertised_host}:{self.onvif_port}"
 
     @property
     def device_url(self) -> str:
@@ -312,6 +324,10 @@ class OnvifFleetServer:
         """None when the request may proceed, else the rejection the camera sends."""
         cam = b.spec
         client = request.remote or "?"
+        b.auth_attempts += 1
+        if (q := cam.quirk("lockout")) is not None and b.auth_failures >= int(q.get("attempts", 3)):
+            # Hikvision "Illegal Login Lock": even the right password is refused while locked.
+            return web.Response(status=401, text=_LOCKED_401, content_type="application/xml")
         digest_ok = False
         if b.onvif_guard.locked_for(client):
             b.onvif_guard.credentialed += 1
@@ -324,6 +340,7 @@ class OnvifFleetServer:
                 b.onvif_guard.record(client, result.ok)
             if not result.ok:
                 LOGGER.debug("%s: HTTP Digest rejected: %s", b.host, result.reason)
+                b.auth_failures += 1
                 return web.Response(status=401, text=_HTML_401, content_type="text/html",
                                     headers={"WWW-Authenticate": b.digest.challenge()})
             digest_ok = True
@@ -339,6 +356,7 @@ class OnvifFleetServer:
         if result.ok:
             return None
         LOGGER.debug("%s: WS-Security rejected: %s", b.host, result.reason)
+        b.auth_failures += 1
         if cam.has("html_401"):
             return web.Response(status=401, text=_HTML_401, content_type="text/html")
         return _fault_response(SoapFault("Sender", "ter:NotAuthorized", "Sender not authorized", status=400))
@@ -351,7 +369,7 @@ class OnvifFleetServer:
         raise SoapFault("Sender", "ter:InvalidArgVal", f"Profile {token!r} does not exist", subsub="ter:NoProfile")
 
     def _stream_uri(self, b: CameraBinding, prof: ProfileSpec) -> str:
-        uri = b.rtsp_url(prof)
+        uri = b.rtsp_url(prof).replace(f"//{b.host}:", f"//{b.advertised_host}:", 1)
         if b.spec.has("unescaped_amp"):
             uri += "?channel=1&subtype=0"
         return uri

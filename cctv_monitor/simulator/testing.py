@@ -46,6 +46,7 @@ class RunningFleet:
             if b.spec.name == name:
                 return b.guard
         raise KeyError(name)
+    runtime: Any = field(default=None, repr=False)  # loopback mode: the FleetRuntime (bindings, counters)
 
     def __getitem__(self, name: str) -> SimCamera:
         for cam in self.cameras:
@@ -122,7 +123,8 @@ def running_fleet(path_or_dict: str | Path | Mapping[str, Any], *, streams: bool
         raise TimeoutError(f"fleet did not start within {start_timeout} s")
     try:
         yield RunningFleet(fleet=runtime.fleet, cameras=runtime.sim_cameras(), streams=runtime.streams_on,
-                           streams_reason=runtime.streams_reason, bindings=runtime.bindings)
+                           streams_reason=runtime.streams_reason, bindings=runtime.bindings,
+                           runtime=runtime)
     finally:
         loop = thread_loop.get("loop")
         if loop is not None and not stopped.is_set():
