@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, g, jsonify, request
 from flask_login import current_user
-from probes.vocab import redact_uri
+from cctv_monitor.serialize import redact_uri
 from sqlalchemy import and_, func, select
 
 from cctv_monitor import audit, throttle

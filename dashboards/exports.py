@@ -22,7 +22,7 @@ from cctv_monitor.statuses import DeviceStatus
 from dashboards.i18n import rule_label
 from dashboards.queries import DeviceFilters, device_conditions, iter_devices
 from dashboards.security import device_scope
-from probes.vocab import strip_control
+from cctv_monitor.serialize import strip_control
 
 LOGGER = logging.getLogger(__name__)
 

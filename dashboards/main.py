@@ -19,7 +19,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from probes.vocab import redact_uri
+from cctv_monitor.serialize import redact_uri
 from sqlalchemy import select
 
 from cctv_monitor import audit
