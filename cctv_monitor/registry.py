@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import ipaddress
 import logging
 import os
 import re
@@ -36,6 +35,7 @@ from sqlalchemy.orm import Session, selectinload
 from cctv_monitor.compliance import Spec, SpecError
 from cctv_monitor.crypto import Credential, CredentialKeyError, decrypt_credentials, encrypt_credentials
 from cctv_monitor.models import Agency, Project, RegisterEntry, Site, SpecProfile
+from probes.ranges import RangeError, parse_range, split_ranges
 
 LOGGER = logging.getLogger(__name__)
 
@@ -76,7 +76,8 @@ CSV_COLUMNS: dict[str, str] = {
     "site_code": "site code within the project, e.g. market",
     "site_name_th": "site name in Thai",
     "site_name_en": "site name in English (optional)",
-    "site_address_ranges": "address ranges: CIDRs or host:port, separated by spaces or ;",
+    "site_address_ranges": "address ranges: CIDRs, a.b.c.d-a.b.c.e ranges, addresses or host:port, separated "
+                           "by spaces or ;",
     "site_ports": "ONVIF ports to sweep, separated by spaces or ; (optional)",
     "site_latitude": "latitude (optional)",
     "site_longitude": "longitude (optional)",
@@ -839,34 +840,16 @@ def _address_ranges(value: Any, problems: _Problems, where: tuple[Any, ...]) -> 
     if value is None:
         problems.add(where, "missing: the address ranges of the site (e.g. 192.168.1.0/24)")
         return None
-    items = _split_list(value)
+    items = split_ranges(value) if isinstance(value, str) else _split_list(value)
     if not items:
         problems.add(where, "missing: the address ranges of the site (e.g. 192.168.1.0/24)")
         return None
     out = []
-    for index, item in enumerate(items):
-        text = str(item).strip()
+    for item in items:
         try:
-            network = ipaddress.ip_network(text, strict=False)
-            if network.num_addresses > 65536:
-                problems.add(where, f"{text!r} is larger than a /16; split it into smaller ranges")
-                continue
-            out.append(str(network) if "/" in text else text)
-        except ValueError:
-            if "-" in text:  # 10.0.0.10-10.0.0.40
-                first, _, last = text.partition("-")
-                try:
-                    ipaddress.ip_address(first.strip())
-                    ipaddress.ip_address(last.strip())
-                    out.append(text)
-                    continue
-                except ValueError:
-                    pass
-            if _host_port(text) is not None and ":" in text:
-                out.append(text)
-                continue
-            problems.add(where, f"{text!r} is not an address range (CIDR such as 192.168.1.0/24, "
-                                f"a range a.b.c.d-a.b.c.e, or host:port)")
+            out.append(parse_range(str(item)).text)
+        except RangeError as exc:
+            problems.add(where, str(exc))
     return out
 
 

@@ -68,6 +68,7 @@ from cctv_monitor.models import (
 from cctv_monitor.statuses import ScanState
 from probes.results import Observation as ObsData
 from probes.results import ProbeStatus
+from probes.ranges import RangeError, parse_range, parse_ranges
 from probes.targets import Credential, Target
 
 LOGGER = logging.getLogger(__name__)
@@ -204,16 +205,12 @@ def _host_of(address: str) -> str:
 
 
 def _site_networks(site: Site) -> list[Any]:
-    nets = []
+    nets: list[Any] = []
     for entry in site.address_ranges or ():
-        text = str(entry).strip()
         try:
-            nets.append(ipaddress.ip_network(text, strict=False))
-        except ValueError:
-            try:
-                nets.append(ipaddress.ip_network(_host_of(text)))
-            except ValueError:
-                continue
+            nets.extend(parse_range(str(entry)).networks)
+        except RangeError:
+            continue  # validated on import; an entry edited by hand to nonsense covers nothing
     return nets
 
 
@@ -226,15 +223,16 @@ def resolve_scope(session: Session, kind: str, value: str, *, default_ports: Seq
         raise ScanTargetError(f"--{kind} needs a value")
     scope = ScanScope(kind=kind, value=value)
     if kind == "range":
-        for part in value.split(","):
-            part = part.strip()
-            try:
-                net = ipaddress.ip_network(part, strict=False)
-            except ValueError as exc:
-                raise ScanTargetError(f"invalid address range {part!r}: {exc} (expected CIDR like 10.1.2.0/24)") \
-                    from None
-            scope.networks.append(net)
-            scope.cidrs_by_ports.setdefault(tuple(default_ports), []).append(str(net))
+        try:
+            entries = parse_ranges(value)
+        except RangeError as exc:
+            raise ScanTargetError(f"invalid address range: {exc}") from None
+        for entry in entries:
+            scope.networks.extend(entry.networks)
+            if entry.sweep:
+                scope.cidrs_by_ports.setdefault(tuple(default_ports), []).append(entry.text)
+            else:
+                scope.explicit.append(Target(entry.host or "", entry.port or default_ports[0]))
         return scope
     if kind == "site":
         project_code, sep, site_code = value.rpartition("/")
@@ -262,28 +260,17 @@ def resolve_scope(session: Session, kind: str, value: str, *, default_ports: Seq
         scope.sites = [s for p in scope.projects for s in p.sites]
     for site in scope.sites:
         ports = tuple(int(p) for p in (site.ports or default_ports))
-        for entry in site.address_ranges or ():
-            text = str(entry).strip()
-            if "/" in text:
-                try:
-                    net = ipaddress.ip_network(text, strict=False)
-                except ValueError as exc:
-                    raise ScanTargetError(f"site {site.code}: invalid address range {text!r}: {exc}") from None
-                scope.networks.append(net)
-                scope.cidrs_by_ports.setdefault(ports, []).append(str(net))
+        for text in site.address_ranges or ():
+            try:
+                entry = parse_range(str(text))
+            except RangeError as exc:
+                raise ScanTargetError(f"site {site.code} of project {site.project.code}: {exc} (fix the project "
+                                      "file and import it again)") from None
+            scope.networks.extend(entry.networks)
+            if entry.sweep:
+                scope.cidrs_by_ports.setdefault(ports, []).append(entry.text)
             else:
-                try:
-                    target = Target.parse(text, default_port=ports[0])
-                except ValueError as exc:
-                    raise ScanTargetError(f"site {site.code}: invalid address {text!r}: {exc}") from None
-                if ":" not in text:  # a bare host: sweep it on the site's ports
-                    scope.cidrs_by_ports.setdefault(ports, []).append(target.host)
-                else:
-                    scope.explicit.append(target)
-                try:
-                    scope.networks.append(ipaddress.ip_network(target.host))
-                except ValueError:
-                    pass
+                scope.explicit.append(Target(entry.host or "", entry.port or ports[0]))
     if not scope.sites:
         raise ScanTargetError(f"{kind} {value!r} has no sites with address ranges to scan")
     return scope

@@ -206,8 +206,9 @@ def test_bad_csv_row_exits_2_and_changes_nothing(runner, session, tmp_path, impo
     assert result.exit_code == 2
     problems = [line.strip() for line in result.output.splitlines() if line.startswith("  ")]
     assert problems == [
-        f"{bad}, row 2, field site_address_ranges: '127.0.4.300/24' is not an address range (CIDR such as "
-        "192.168.1.0/24, a range a.b.c.d-a.b.c.e, or host:port)",
+        f"{bad}, row 2, field site_address_ranges: '127.0.4.300/24' is not an address range (not a valid "
+        "network address/prefix); write a CIDR such as 192.168.1.0/24, an address, a range 192.168.1.11-192.168.1.18 "
+        "(or 192.168.1.11-18), or host:port",
         f"{bad}, row 4, field mac: '24-28-FD-00-04-ZZ' is not a MAC address (e.g. c0:56:e3:00:01:0b)",
         f"{bad}, row 9, field approved_count: 'twelve' is not a whole number",
         f"{bad}, row 13, field site_latitude: '21.0' differs from '20.4465' given in row 9 for the same "

@@ -87,7 +87,8 @@ def register(group: AppGroup) -> None:
     @click.option("--site", help="Site code (or PROJECT/SITE when several projects use the code).")
     @click.option("--project", help="Project code, e.g. CR-MS-2568-001.")
     @click.option("--agency", help="Agency code, e.g. maesai-mun.")
-    @click.option("--range", "cidr", help="Address range(s), comma-separated CIDRs, e.g. 10.20.1.0/24.")
+    @click.option("--range", "cidr", help="Address range(s), comma-separated: a CIDR 10.20.1.0/24, a range 10.20.1.11-10.20.1.18 "
+                  "(or 10.20.1.11-18), an address, or host:port.")
     @click.option("--streams", is_flag=True, help="Also open each main RTSP stream and measure it (slower).")
     @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
     def scan(site: str | None, project: str | None, agency: str | None, cidr: str | None, streams: bool,
@@ -185,7 +186,7 @@ def register(group: AppGroup) -> None:
 
     @group.command("check")
     @click.option("--project", "code", required=True, help="Code of the approved project to check against.")
-    @click.option("--range", "cidr", help="Scan this range instead of the project's sites (CIDRs, comma-separated).")
+    @click.option("--range", "cidr", help="Scan this range instead of the project's sites (same forms as scan --range).")
     @click.option("--user", help="ONVIF user to try first (default: the site's stored credentials).")
     @click.option("--password", envvar="CCTV_CHECK_PASSWORD",
                   help="ONVIF password for --user (or set CCTV_CHECK_PASSWORD, which stays out of shell history).")
