@@ -31,7 +31,7 @@ import os
 import re
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Sequence
@@ -1066,7 +1066,7 @@ def _credential_source(app: Flask, scope: ScanScope, extra: Sequence[Credential]
                      and any(n.overlaps(r) for n in _site_networks(s) for r in scope.networks
                              if n.version == r.version))
     for site in sites:
-        creds = _decrypt(app, site.credentials_encrypted)
+        creds = [replace(c, source=f"site {site.code}") for c in _decrypt(app, site.credentials_encrypted)]
         per_site.append((_site_networks(site), creds))
         for c in creds:
             if c not in pooled:

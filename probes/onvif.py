@@ -147,6 +147,7 @@ class _State:
     warnings: list[str] = field(default_factory=list)
     raw_errors: list[str] = field(default_factory=list)
     credential: Credential | None = None
+    rejected: list[str] = field(default_factory=list)  # credential labels the device refused
     stream_uris: dict[str, str] = field(default_factory=dict)
 
     def warn(self, message: str) -> None:
@@ -178,7 +179,10 @@ class _State:
             duration_s=round(duration_s, 3), device=device, clock_offset_s=self.clock_offset_s,
             ntp_servers=tuple(self.ntp_servers), ntp_from_dhcp=self.ntp_from_dhcp,
             services=tuple(self.services), xaddrs=self.target.xaddrs, profiles=tuple(self.profiles),
-            warnings=tuple(self.warnings), raw_errors=tuple(self.raw_errors))
+            warnings=tuple(self.warnings), raw_errors=tuple(self.raw_errors),
+            credential_user=self.credential.username if self.credential else None,
+            credential_source=(self.credential.source or None) if self.credential else None,
+            rejected_credentials=tuple(self.rejected))
 
 
 class _Prober:
@@ -266,6 +270,7 @@ class _Prober:
                 info = await self._zcall("devicemgmt", "GetDeviceInformation")
             except AuthFailed as exc:
                 rejected.append(credential.username if credential else "(no credentials)")
+                self.state.rejected.append(credential.label if credential else "(no credentials)")
                 last = exc
                 continue
             except NotSupported as exc:

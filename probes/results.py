@@ -124,6 +124,9 @@ class Observation:
     stream_checks: tuple[StreamCheck, ...] = ()
     warnings: tuple[str, ...] = ()  # non-fatal problems: a failed optional call, a placeholder value
     raw_errors: tuple[str, ...] = ()  # short diagnostic excerpts of bad replies (already redacted)
+    credential_user: str | None = None  # the ONVIF user the device accepted (never the password)
+    credential_source: str | None = None  # where that credential came from: "--user", "site market"
+    rejected_credentials: tuple[str, ...] = ()  # "user (source)" the device refused, in the order tried
     schema_version: int = SCHEMA_VERSION
 
     @property

@@ -81,6 +81,13 @@ class Credential:
 
     username: str
     password: str = field(repr=False, default="")
+    # Where it came from ("--user", "site market"): shown with the accepted user, never part of equality.
+    source: str = field(default="", compare=False)
+
+    @property
+    def label(self) -> str:
+        """``user (source)`` for tables and reports (never the password)."""
+        return f"{self.username} ({self.source})" if self.source else self.username
 
 
 def _port(text: str, whole: str) -> int:

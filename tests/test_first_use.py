@@ -38,7 +38,8 @@ def _camera(name: str, host: str, **changes) -> dict:
 
 FLEET = {"fleet": "first-use", "defaults": DEMO["defaults"],
          "cameras": [_camera("fu-1", "127.79.1.11"), _camera("fu-2", "127.79.1.12"),
-                     _camera("fu-locked", "127.79.1.13", password="Other#Pass1")]}
+                     _camera("fu-locked", "127.79.1.13", password="Other#Pass1"),
+                     _camera("fu-other", "127.79.2.11", manufacturer="Dahua", model="IPC-HFW2431S")]}  # no fw minimum
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def _write_csv(path: Path, code: str, ranges: str, rows: list[tuple[str, str]] |
         writer.writerow(HEADER)
         for label, mac in rows:
             writer.writerow([code, f"โครงการทดสอบ {code}", "maesai-mun", "เทศบาลตำบลแม่สาย", "เชียงราย", "แม่สาย",
-                             "fixed_outdoor", "2", site, "ตลาดสายลมจอย", ranges, "8000", "admin", PASSWORD, label,
+                             "fixed_outdoor", str(max(2, len(rows))), site, "ตลาดสายลมจอย", ranges, "8000", "admin", PASSWORD, label,
                              mac])
     return path
 
@@ -159,3 +160,114 @@ def test_dashboard_scan_of_a_site_with_a_range(app, runner, session, fleet, tmp_
         time.sleep(0.2)
     assert run.state == "completed", run.error
     assert run.done == 2
+
+
+# -- items 6, 8, 9: the acceptance check ------------------------------------------------------------------
+
+@pytest.fixture
+def project(runner, fleet, tmp_path):
+    """TEST-FU: the market site 127.79.1.11-13 with the register labels ตลาด-01 and ตลาด-02."""
+    assert runner.invoke(cli, args=["import-profiles", str(REPO / "config" / "profiles")]).exit_code == 0
+    result = _import(runner, _write_csv(tmp_path / "fu.csv", "TEST-FU", "127.79.1.11-127.79.1.13"))
+    assert result.exit_code == 0, result.output
+
+
+def test_check_says_which_credential_each_camera_accepted(runner, project):
+    wrong = runner.invoke(cli, args=["check", "--project", "TEST-FU", "--no-streams", "--user", "admin",
+                                     "--password", "WRONG"])
+    lines = wrong.output.splitlines()
+    assert wrong.exit_code == 1, wrong.output  # the third camera accepts neither
+    row = next(line for line in lines if "127.79.1.11:8000" in line)
+    assert "admin (site market)" in row and "ตลาด-01" in row and "pass" in row
+    warning = next(line for line in lines if line.startswith("WARNING:"))
+    assert "--user admin was rejected by 3 camera(s)" in warning
+    assert "2 of them were read with a stored credential instead" in warning
+    data = json.loads(runner.invoke(cli, args=["check", "--project", "TEST-FU", "--no-streams", "--user", "admin",
+                                               "--password", "WRONG", "--json"]).output)
+    assert data["typed_credential_rejected_by"] == ["127.79.1.11:8000", "127.79.1.12:8000", "127.79.1.13:8000"]
+    first = data["cameras"][0]
+    assert (first["credential_user"], first["credential_source"], first["typed_credential_rejected"]) \
+        == ("admin", "site market", True)
+    # the right password typed: accepted as typed; only the camera with its own password is named
+    right = runner.invoke(cli, args=["check", "--project", "TEST-FU", "--no-streams", "--user", "admin",
+                                     "--password", PASSWORD])
+    assert "rejected by 1 camera(s): 127.79.1.13:8000\n" in right.output
+    assert "admin (--user)" in next(line for line in right.output.splitlines() if "127.79.1.11:8000" in line)
+    # the password only the third camera knows: that one is read, the others fall back and are named
+    third = json.loads(runner.invoke(cli, args=["check", "--project", "TEST-FU", "--no-streams", "--user", "admin",
+                                                "--password", "Other#Pass1", "--json"]).output)
+    assert third["typed_credential_rejected_by"] == ["127.79.1.11:8000", "127.79.1.12:8000"]
+    assert [c["credential_source"] for c in third["cameras"]] == ["site market", "site market", "--user"]
+
+
+def test_check_prints_one_line_per_camera_and_detail_on_request(runner, project):
+    short = runner.invoke(cli, args=["check", "--project", "TEST-FU", "--no-streams"])
+    camera_lines = [line for line in short.output.splitlines() if "127.79.1.1" in line and ":8000" in line]
+    assert len(camera_lines) == 3  # one line per camera
+    locked = next(line for line in camera_lines if "127.79.1.13" in line)
+    assert "FAIL" in locked and "ONVIF: all 1 credential(s) rejected" in locked
+    assert "(each requirement of each camera: --detail)" in short.output
+    detail = runner.invoke(cli, args=["check", "--project", "TEST-FU", "--no-streams", "--detail"])
+    rows = [line for line in detail.output.splitlines() if "127.79.1.11:8000" in line]
+    assert len(rows) > 8  # the summary line plus one per requirement
+    assert any("resolution" in r and "≥ 1920x1080" in r and "pass" in r for r in rows)
+    assert any(" stream " in f" {r} " and "not checked" in r for r in rows)
+    assert any("firmware" in r and "≥ V5.7.0 build 220000 (DS-2CD2T47G2-L)" in r for r in rows), rows
+
+
+# -- item 8: the Thai report, in a real Chromium ---------------------------------------------------------
+
+#: Names and units that stay as they are in a Thai report (standards, codecs, units, the tool's name).
+NAMES = {"ONVIF", "RTSP", "fps", "kbps", "MP", "H264", "H265", "cctv-monitor", "Profile"}
+
+
+@pytest.mark.browser
+def test_thai_report_in_chromium(runner, fleet, tmp_path):
+    """Register labels, firmware minimum of the camera's own model, "not checked" streams, ≥, no English."""
+    from playwright.sync_api import sync_playwright
+
+    assert runner.invoke(cli, args=["import-profiles", str(REPO / "config" / "profiles")]).exit_code == 0
+    rows = [("ตลาด-01", "c0:56:e3:79:01:0b"), ("ตลาด-02", "c0:56:e3:79:01:0c"), ("สะพาน-01", "c0:56:e3:79:02:0b")]
+    path = _write_csv(tmp_path / "r.csv", "TEST-RPT", "127.79.1.11-127.79.1.13 127.79.2.11", rows)
+    imported = _import(runner, path)
+    assert imported.exit_code == 0, imported.output
+    report = tmp_path / "report.html"
+    out = runner.invoke(cli, args=["check", "--project", "TEST-RPT", "--no-streams", "--report", str(report),
+                                   "--user", "admin", "--password", "WRONG", "--operator", "สมชาย ใจดี"])
+    assert out.exit_code == 1, out.output
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                           "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page()
+            page.goto(report.as_uri())
+            labels = page.locator("td.label").all_inner_texts()
+            assert labels == ["ตลาด-01", "ตลาด-02", "-", "สะพาน-01"]
+            assert "ไม่ยอมรับรหัสผ่านที่ระบุในคำสั่งตรวจ (ผู้ใช้ admin)" in page.locator("p.warning").inner_text()
+            credentials = page.locator("td.credential").all_inner_texts()
+            assert credentials[0].startswith("admin (ที่บันทึกไว้ของจุดติดตั้ง market)")
+            text = page.locator("body").inner_text()
+            # the firmware row of each camera names only its own model's minimum
+            assert text.count("≥ V5.7.0 build 220000 (DS-2CD2T47G2-L)") == 2
+            assert "DS-2CD1043G2-I" not in text
+            assert text.count("ไม่มีเกณฑ์ขั้นต่ำสำหรับรุ่นนี้") == 1  # the IPC-HFW2431S
+            assert page.locator("td.result.not_checked").count() == 3 * 3  # stream rows of 3 readable cameras
+            assert ">=" not in text and "<=" not in text and "≥" in text
+            # no English outside names: drop what cameras, the register and the project files say
+            names = set(NAMES)
+            for selector in ("td.label", "h2"):
+                names.update(w for t in page.locator(selector).all_inner_texts() for w in t.split())
+            names.update(["Hikvision", "DS-2CD2T47G2-L", "Dahua", "IPC-HFW2431S", "fixed_outdoor", "TEST-RPT", "admin",
+                          "market", "WRONG"])
+            for cam in FLEET["cameras"]:  # serials and firmware versions ("V5.7.11 build 230428") are names
+                names.update([cam["serial"], *cam["firmware"].split()])
+            names.update(BASE_CAM["firmware"].split() + "V5.7.0 build 220000".split())
+            import re
+
+            words = {w for w in re.findall(r"[A-Za-z][A-Za-z0-9_.:-]*", text)}
+            english = {w for w in words if w not in names and not re.fullmatch(r"[A-Za-z]?[0-9a-fA-F:._-]+", w)
+                       and not any(w in n for n in names) and len(w) > 1}
+            assert not english, english
+        finally:
+            browser.close()

@@ -198,8 +198,9 @@ def register(group: AppGroup) -> None:
     @click.option("--streams/--no-streams", default=True, show_default=True,
                   help="Open each main RTSP stream to measure what it really delivers (and take thumbnails).")
     @click.option("--operator", default=None, help="Name of the person running the check (default: login name).")
+    @click.option("--detail", is_flag=True, help="Also print every requirement of every camera (expected, observed).")
     def check(code: str, cidr: str | None, user: str | None, password: str | None, report_path: str | None,
-              as_json: bool, do_register: bool, streams: bool, operator: str | None) -> None:
+              as_json: bool, do_register: bool, streams: bool, operator: str | None, detail: bool) -> None:
         """Acceptance check of an installation: exit 0 when everything passes, 1 when anything fails."""
         from cctv_monitor.acceptance import CheckSetupError, run_check
         from cctv_monitor.report import render_report
@@ -226,7 +227,7 @@ def register(group: AppGroup) -> None:
             data["registered_now"] = registered
             click.echo(json.dumps(data, ensure_ascii=False, indent=1))
         else:
-            _print_verdict(result, registered, report_path)
+            _print_verdict(result, registered, report_path, detail)
         raise SystemExit(0 if result.passed else 1)
 
 
@@ -234,25 +235,48 @@ def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _print_verdict(result: Any, registered: int, report_path: str | None) -> None:
-    click.echo(f"Acceptance check of {result.project_code} ({result.scope_text}), spec {result.spec_code}")
-    table = [("device", "address", "model", "requirement", "expected", "observed", "result")]
-    for i, cam in enumerate(result.cameras, 1):
-        model = _short(f"{cam.manufacturer or '-'} {cam.model or ''}", 30)
-        if not cam.reachable:
-            table.append((str(i), cam.address, model, "ONVIF", "readable", _short(cam.error or "-", 40), "FAIL"))
-            continue
-        for row in cam.rows:
-            table.append((str(i), cam.address, model, row.key, _short(row.expected, 30), _short(row.observed, 30),
-                          "pass" if row.passed else "FAIL"))
-    widths = [max(len(r[c]) for r in table) for c in range(len(table[0]))]
-    for row in table:
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def _print_verdict(result: Any, registered: int, report_path: str | None, detail: bool = False) -> None:
+    click.echo(f"Acceptance check of {result.project_code} ({result.scope_text}), spec {result.spec_code}")
+    table = [("#", "address", "label", "model", "accepted user", "result", "failing")]
+    for i, cam in enumerate(result.cameras, 1):
+        model = _short(f"{cam.manufacturer or '-'} {cam.model or ''}".strip(), 30)
+        if cam.reachable:
+            failing = ", ".join(cam.failing) or "-"
+        else:
+            failing = "ONVIF: " + _short(cam.error or "-", 60)
+        table.append((str(i), cam.address, _short(cam.label or "-", 20), model, _short(cam.credential_text, 28),
+                      "pass" if cam.passed else "FAIL", failing))
+    _table(table)
+    if detail:
+        click.echo("")
+        rows = [("#", "address", "requirement", "expected", "observed", "result")]
+        for i, cam in enumerate(result.cameras, 1):
+            if not cam.reachable:
+                rows.append((str(i), cam.address, "ONVIF", "readable", _short(cam.error or "-", 60), "FAIL"))
+            for row in cam.rows:
+                rows.append((str(i), cam.address, row.key, _short(row.expected, 48), _short(row.observed, 48),
+                             row.result_en))
+        _table(rows)
     click.echo("")
+    if result.typed_rejected_by:
+        cams = result.typed_rejected_by
+        read = [c for c in cams if c.reachable]
+        click.echo(f"WARNING: the password typed for --user {result.typed_user} was rejected by {len(cams)} "
+                   f"camera(s): {', '.join(c.address for c in cams)}"
+                   + (f"; {len(read)} of them were read with a stored credential instead (see 'accepted user')"
+                      if read else ""))
     click.echo(f"approved {result.approved_count}, found {result.found_count}, passed {result.passed_count}")
     for f in result.project_findings:
         click.echo(f"{'FAIL' if f.blocking else 'note'}: {f.message_en}")
     click.echo(f"VERDICT: {'PASS' if result.passed else 'FAIL'}")
+    if not detail and result.cameras:
+        click.echo("(each requirement of each camera: --detail)")
     if registered:
         click.echo(f"{registered} device(s) added to the register of {result.project_code}")
     if report_path:
