@@ -18,6 +18,7 @@ from sqlalchemy.orm import selectinload
 from cctv_monitor.compliance import SpecError
 from cctv_monitor.compliance.engine import SILENT
 from cctv_monitor.db import get_db
+from cctv_monitor.lookup import LookupError_, find_project
 from cctv_monitor.models import Device, Finding, Project, RegisterEntry, Site, utcnow
 from cctv_monitor.report import TYPED, CheckResult, build_check_result
 from cctv_monitor.scanning import (
@@ -47,10 +48,10 @@ def run_check(app: Flask, code: str, *, cidr: str | None = None, user: str | Non
     """Run the acceptance check of project ``code``; returns the result and how many devices were registered."""
     database = get_db(app)
     with database.session_scope() as session:
-        project = session.scalar(select(Project).where(Project.code == code)
-                                 .options(selectinload(Project.register), selectinload(Project.sites)))
-        if project is None:
-            raise CheckSetupError(f"no project with code {code!r} (import it first: cctv-monitor import-projects)")
+        try:
+            project = find_project(session, code)
+        except LookupError_ as exc:
+            raise CheckSetupError(str(exc)) from None
         try:
             spec = spec_of(project)
         except (ScanError, SpecError) as exc:

@@ -52,6 +52,7 @@ from cctv_monitor.compliance import (
 )
 from cctv_monitor.compliance.engine import SILENT
 from cctv_monitor.db import get_db
+from cctv_monitor.lookup import LookupError_, find_agency, find_project, find_site
 from cctv_monitor.models import (
     Agency,
     AlertEvent,
@@ -234,30 +235,18 @@ def resolve_scope(session: Session, kind: str, value: str, *, default_ports: Seq
             else:
                 scope.explicit.append(Target(entry.host or "", entry.port or default_ports[0]))
         return scope
-    if kind == "site":
-        project_code, sep, site_code = value.rpartition("/")
-        query = select(Site).where(Site.code == site_code)
-        if sep:
-            query = query.join(Project).where(Project.code == project_code)
-        sites = list(session.scalars(query))
-        if not sites:
-            raise ScanTargetError(f"no site with code {value!r} (see the project files in config/projects)")
-        if len(sites) > 1:
-            names = ", ".join(f"{s.project.code}/{s.code}" for s in sites)
-            raise ScanTargetError(f"site code {value!r} is used by several projects; write PROJECT/SITE: {names}")
-        scope.sites = sites
-    elif kind == "project":
-        project = session.scalar(select(Project).where(Project.code == value))
-        if project is None:
-            raise ScanTargetError(f"no project with code {value!r} (import it first: see config/projects)")
-        scope.projects = [project]
-        scope.sites = list(project.sites)
-    elif kind == "agency":
-        agency = session.scalar(select(Agency).where(Agency.code == value))
-        if agency is None:
-            raise ScanTargetError(f"no agency with code {value!r}")
-        scope.projects = list(agency.projects)
-        scope.sites = [s for p in scope.projects for s in p.sites]
+    try:  # an unknown code gets the same "did you mean" hint as in check and devices
+        if kind == "site":
+            scope.sites = [find_site(session, value)]
+        elif kind == "project":
+            project = find_project(session, value)
+            scope.projects = [project]
+            scope.sites = list(project.sites)
+        elif kind == "agency":
+            scope.projects = list(find_agency(session, value).projects)
+            scope.sites = [s for p in scope.projects for s in p.sites]
+    except LookupError_ as exc:
+        raise ScanTargetError(str(exc)) from None
     for site in scope.sites:
         ports = tuple(int(p) for p in (site.ports or default_ports))
         for text in site.address_ranges or ():

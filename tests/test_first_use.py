@@ -271,3 +271,61 @@ def test_thai_report_in_chromium(runner, fleet, tmp_path):
             assert not english, english
         finally:
             browser.close()
+
+
+# -- item 7: why a camera is unreachable, in the scan summary, `devices` and the dashboard ------------------
+
+def test_unreachable_reason_in_scan_summary_devices_and_dashboard(app, runner, project):
+    scan = runner.invoke(cli, args=["scan", "--project", "TEST-FU"])
+    assert scan.exit_code == 0, scan.output
+    summary = scan.output.split("Not read")[1]
+    line = next(x for x in summary.splitlines() if "127.79.1.13:8000" in x)
+    assert "wrong user or password" in line and "credential(s) rejected" in line
+    table = runner.invoke(cli, args=["devices"]).output.splitlines()
+    assert "reason" in table[0]
+    row = next(x for x in table if "127.79.1.13:8000" in x)
+    assert "unreachable" in row and "wrong user or password" in row
+    assert "wrong user or password" not in next(x for x in table if "127.79.1.11:8000" in x)
+    items = json.loads(runner.invoke(cli, args=["devices", "--json"]).output)
+    assert {i["address"]: i["reason"] for i in items}["127.79.1.13:8000"] == "wrong user or password"
+    # the dashboard's device table, in both languages
+    from tests.dashboard_helpers import login
+
+    assert runner.invoke(cli, args=["users", "add", "boss", "--role", "admin", "--language", "en",
+                                    "--password", "long-enough-pw-1"]).exit_code == 0
+    client = app.test_client()
+    assert login(client, "boss", "long-enough-pw-1").status_code == 302
+    page = client.get("/devices?status=unreachable").get_data(as_text=True)
+    assert '<div class="reason small">wrong user or password</div>' in page
+    assert runner.invoke(cli, args=["users", "add", "somchai", "--role", "admin", "--language", "th",
+                                    "--password", "long-enough-pw-2"]).exit_code == 0
+    thai = app.test_client()
+    login(thai, "somchai", "long-enough-pw-2")
+    assert '<div class="reason small">รหัสผ่านไม่ถูกต้อง</div>' in thai.get("/devices").get_data(as_text=True)
+
+
+# -- item 10 and the hints of item 5: devices --project/--site; unknown codes get "did you mean" ------------
+
+def test_devices_filters_and_did_you_mean(runner, project, tmp_path):
+    rows = [("สะพาน-01", "c0:56:e3:79:02:0b")]
+    assert _import(runner, _write_csv(tmp_path / "b.csv", "TEST-FU2", "127.79.2.11", rows,
+                                      site="bridge")).exit_code == 0
+    assert runner.invoke(cli, args=["scan", "--project", "TEST-FU"]).exit_code == 0
+    assert runner.invoke(cli, args=["scan", "--site", "bridge"]).exit_code == 0
+    def addresses(*args):
+        out = runner.invoke(cli, args=["devices", "--json", *args])
+        assert out.exit_code == 0, out.output
+        return sorted(d["address"] for d in json.loads(out.output))
+    assert addresses("--project", "TEST-FU") == ["127.79.1.11:8000", "127.79.1.12:8000", "127.79.1.13:8000"]
+    assert addresses("--project", "TEST-FU2") == ["127.79.2.11:8000"]
+    assert addresses("--site", "bridge") == ["127.79.2.11:8000"]
+    assert addresses("--site", "TEST-FU/market", "--status", "compliant") == ["127.79.1.11:8000", "127.79.1.12:8000"]
+    for args, message in [
+        (["devices", "--project", "TEST-FU3"], "no project with code 'TEST-FU3' (did you mean 'TEST-FU' or"),
+        (["devices", "--site", "brige"], "no site with code 'brige' (did you mean 'bridge'?)"),
+        (["scan", "--project", "test-fu2"], "no project with code 'test-fu2' (did you mean 'TEST-FU2'?)"),
+        (["check", "--project", "TST-FU"], "no project with code 'TST-FU' (did you mean 'TEST-FU'"),
+        (["scan", "--agency", "maesai-mum"], "(did you mean 'maesai-mun'?)"),
+    ]:
+        out = runner.invoke(cli, args=args)
+        assert out.exit_code == 2 and message in out.output, (args, out.output)

@@ -130,26 +130,36 @@ def register(group: AppGroup) -> None:
             for status, count in counts.items():
                 click.echo(f"{_label(status).ljust(width)}  {count}")
             click.echo(f"{'total'.ljust(width)}  {sum(counts.values())}")
+            _print_unread(session, run.id)
 
     @group.command("devices")
     @click.option("--status", type=click.Choice([s.value for s in DeviceStatus]), help="Only this status.")
     @click.option("--agency", help="Only devices of this agency (code).")
+    @click.option("--project", help="Only devices of this project (code), e.g. CR-MS-2568-001.")
+    @click.option("--site", help="Only devices of this site (code, or PROJECT/SITE when several projects use it).")
     @click.option("--json", "as_json", is_flag=True, help="A JSON list of objects instead of a table.")
-    def devices(status: str | None, agency: str | None, as_json: bool) -> None:
-        """List the inventory: identity, address, project, status and current findings."""
+    def devices(status: str | None, agency: str | None, project: str | None, site: str | None,
+                as_json: bool) -> None:
+        """List the inventory: identity, address, project, status, why it is unreachable, current findings."""
+        from cctv_monitor.compliance.engine import unreachable_reason
         from cctv_monitor.db import get_db
-        from cctv_monitor.models import Agency, Device, Finding
+        from cctv_monitor.lookup import LookupError_, find_agency, find_project, find_site
+        from cctv_monitor.models import Device, Finding
 
         with get_db().session_scope() as session:
             query = select(Device).options(selectinload(Device.project), selectinload(Device.agency),
                                            selectinload(Device.site)).order_by(Device.id)
             if status:
                 query = query.where(Device.status == status)
-            if agency:
-                agency_row = session.scalar(select(Agency).where(Agency.code == agency))
-                if agency_row is None:
-                    _fail(f"no agency with code {agency!r}")
-                query = query.where(Device.agency_id == agency_row.id)
+            try:
+                if agency:
+                    query = query.where(Device.agency_id == find_agency(session, agency).id)
+                if project:
+                    query = query.where(Device.project_id == find_project(session, project).id)
+                if site:
+                    query = query.where(Device.site_id == find_site(session, site).id)
+            except LookupError_ as exc:
+                _fail(str(exc))
             rows = list(session.scalars(query))
             findings: dict[int, list[Finding]] = {}
             ids = [d.id for d in rows]
@@ -158,9 +168,15 @@ def register(group: AppGroup) -> None:
                                                                Finding.device_id.in_(ids[start:start + 1000]))
                                          .order_by(Finding.id)):
                     findings.setdefault(f.device_id, []).append(f)
+
+            def reason(device_id: int) -> str | None:
+                hit = next((f for f in findings.get(device_id, []) if f.rule_id == "onvif_unreachable"), None)
+                return unreachable_reason(hit.observed or "error")[1] if hit else None
+
             items = [{
                 "id": d.id, "address": d.address, "mac": d.mac, "serial": d.serial, "manufacturer": d.manufacturer,
                 "model": d.model, "firmware": d.firmware, "name": d.name, "status": d.status,
+                "reason": reason(d.id),
                 "registered": d.registered, "project": d.project.code if d.project else None,
                 "agency": d.agency.code if d.agency else None, "site": d.site.code if d.site else None,
                 "last_seen": d.last_seen.isoformat() if d.last_seen else None,
@@ -175,14 +191,12 @@ def register(group: AppGroup) -> None:
         if not items:
             click.echo("No devices.")
             return
-        header = ("id", "address", "manufacturer / model", "serial / MAC", "project", "status", "findings")
-        table = [header] + [(str(i["id"]), i["address"] or "-",
-                             _short(f"{i['manufacturer'] or '-'} {i['model'] or ''}", 32),
-                             _short(i["serial"] or i["mac"] or "-", 36), i["project"] or "-", i["status"],
-                             ", ".join(f["rule_id"] for f in i["findings"]) or "-") for i in items]
-        widths = [max(len(r[c]) for r in table) for c in range(len(header))]
-        for row in table:
-            click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        header = ("id", "address", "manufacturer / model", "serial / MAC", "project", "status", "reason", "findings")
+        _table([header] + [(str(i["id"]), i["address"] or "-",
+                            _short(f"{i['manufacturer'] or '-'} {i['model'] or ''}", 32),
+                            _short(i["serial"] or i["mac"] or "-", 36), i["project"] or "-", i["status"],
+                            i["reason"] or "-",
+                            ", ".join(f["rule_id"] for f in i["findings"]) or "-") for i in items])
 
     @group.command("check")
     @click.option("--project", "code", required=True, help="Code of the approved project to check against.")
@@ -229,6 +243,29 @@ def register(group: AppGroup) -> None:
         else:
             _print_verdict(result, registered, report_path, detail)
         raise SystemExit(0 if result.passed else 1)
+
+
+#: At most this many unread addresses are listed after a scan (the rest: ``devices --status unreachable``).
+_UNREAD_LINES = 20
+
+
+def _print_unread(session: Any, run_id: int) -> None:
+    """The addresses of a run that could not be read (wrong password, ONVIF off, timeout...) with the reason."""
+    from cctv_monitor.compliance.engine import unreachable_reason
+    from cctv_monitor.models import Observation
+
+    rows = list(session.execute(select(Observation.address, Observation.probe_status, Observation.error)
+                                .where(Observation.scan_run_id == run_id, Observation.probe_status != "ok")
+                                .order_by(Observation.id).limit(_UNREAD_LINES + 1)))
+    if not rows:
+        return
+    click.echo("")
+    click.echo("Not read (known or answering addresses):")
+    _table([("address", "reason", "detail")] + [
+        (address, unreachable_reason(status)[1], _short(error or "-", 90)) for address, status, error in
+        rows[:_UNREAD_LINES]])
+    if len(rows) > _UNREAD_LINES:
+        click.echo("... and more: cctv-monitor devices --status unreachable (or offline, missing)")
 
 
 def _short(text: str, width: int) -> str:
