@@ -843,8 +843,9 @@ def _write_project(session: Session, data: ProjectData, result: FileResult, app:
     except LookupError_ as exc:
         profile = None
         problems.append(locate(data, ("spec_profile",), str(exc)))
-    if data.code not in existing_codes(session):
-        hint = did_you_mean(data.code, existing_codes(session), cutoff=0.8)
+    known_codes = existing_codes(session)
+    if data.code not in known_codes:
+        hint = did_you_mean(data.code, known_codes, cutoff=0.8)
         if hint:
             result.notes.append(f"project {data.code} is new{hint.replace('did you mean', 'did you mean the existing')}")
     # A camera belongs to one project: its MAC or serial may not sit in another project's register.
