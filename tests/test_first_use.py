@@ -242,6 +242,7 @@ def test_thai_report_in_chromium(runner, fleet, tmp_path):
         try:
             page = browser.new_page()
             page.goto(report.as_uri())
+            (tmp_path / "report.png").write_bytes(page.screenshot(full_page=True))  # for a human look
             labels = page.locator("td.label").all_inner_texts()
             assert labels == ["ตลาด-01", "ตลาด-02", "-", "สะพาน-01"]
             assert "ไม่ยอมรับรหัสผ่านที่ระบุในคำสั่งตรวจ (ผู้ใช้ admin)" in page.locator("p.warning").inner_text()
