@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CSV_COLUMNS", "TH_HEADERS", "THAI_COLUMNS", "REQUIRED_COLUMNS", "TableRead", "csv_rows", "xlsx_rows",
+__all__ = ["CSV_COLUMNS", "TH_HEADERS", "THAI_COLUMNS", "REQUIRED_COLUMNS", "EXAMPLE_CODE", "TableRead", "csv_rows", "xlsx_rows",
            "cell", "read_rows", "canonical_column"]
 
 #: CSV/XLSX columns (header row, any order, case-insensitive). Project and site columns repeat per row.
@@ -72,6 +72,8 @@ THAI_COLUMNS: dict[str, str] = {
     "งบประมาณ": "budget_thb", "mac address": "mac", "ชื่อโปรไฟล์": "spec_profile", "ประเภทกล้อง": "spec_profile",
 }
 REQUIRED_COLUMNS = ("project_code",)
+#: Project code of the template's example row: such rows are skipped (with a note), never imported.
+EXAMPLE_CODE = "EXAMPLE-2568-001"
 _IGNORED_COLUMNS = {"note", "notes", "หมายเหตุ", "remark", "remarks"}
 _PROJECT_COLUMNS = {
     "project_title_th": ("title_th",), "project_title_en": ("title_en",), "agency_code": ("agency", "code"),
@@ -249,6 +251,9 @@ def _group(out: TableRead, rows: list[list[Any]], header_row: int, columns: dict
             out.problems.append((row_no, out.shown("project_code"), "missing"))
             continue
         code = str(code)
+        if code == EXAMPLE_CODE:
+            out.notes.append(f"row {row_no} is the template's example ({EXAMPLE_CODE}): skipped")
+            continue
         base = (list(projects).index(code) if code in projects else len(projects),)
         project = projects.setdefault(code, {"code": code, "agency": {}, "sites": [], "register": []})
         if base not in locations:

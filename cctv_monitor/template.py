@@ -1,7 +1,7 @@
 """The blank project spreadsheet a clerk fills in: Thai headings, one example row, a sheet explaining each column.
 
-``cctv-monitor template projects.xlsx`` writes it; ``import-projects`` reads it back (the example row is a
-valid project, so a clerk can overwrite it or delete it).
+``cctv-monitor template projects.xlsx`` writes it; ``import-projects`` reads it back. The example row is a
+valid project except for its code, :data:`~cctv_monitor.spreadsheet.EXAMPLE_CODE`, which the import skips.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from cctv_monitor.spreadsheet import CSV_COLUMNS, TH_HEADERS
+from cctv_monitor.spreadsheet import CSV_COLUMNS, EXAMPLE_CODE, TH_HEADERS
 
 __all__ = ["TH_HELP", "EXAMPLE_ROW", "write_template"]
 
@@ -48,9 +48,9 @@ TH_HELP: dict[str, str] = {
     "camera_address": "หมายเลขไอพีของกล้อง เช่น 192.168.1.11:80 (ไม่บังคับ)",
 }
 
-#: One valid example project row (Mae Sai, Chiang Rai).
+#: One example row (Mae Sai, Chiang Rai); its code makes the import skip it, so a forgotten one does no harm.
 EXAMPLE_ROW: dict[str, object] = {
-    "project_code": "CR-MS-2568-099", "project_title_th": "โครงการติดตั้งกล้องโทรทัศน์วงจรปิด ตลาดตัวอย่าง",
+    "project_code": EXAMPLE_CODE, "project_title_th": "โครงการติดตั้งกล้องโทรทัศน์วงจรปิด ตลาดตัวอย่าง",
     "agency_code": "maesai-mun", "agency_name_th": "เทศบาลตำบลแม่สาย", "province": "เชียงราย",
     "district": "แม่สาย", "subdistrict": "แม่สาย", "approval_ref": "ชร 0023.3/0000", "approval_date": "14/02/2568",
     "committee_level": "province", "budget_thb": "1,860,000", "spec_profile": "fixed_outdoor",
@@ -70,14 +70,15 @@ def write_template(path: Path, profiles: Iterable[tuple[str, str]]) -> None:
     sheet = book.active
     sheet.title = "projects"
     sheet.append([TH_HEADERS[c] for c in columns])
-    example = [EXAMPLE_ROW.get(c) for c in columns]
-    sheet.append(example)
+    sheet.append([EXAMPLE_ROW.get(c) for c in columns])
     bold, fill = Font(bold=True), PatternFill("solid", fgColor="DDEBF7")
+    grey = Font(italic=True, color="808080")
     for index, column in enumerate(columns, 1):
         head = sheet.cell(row=1, column=index)
         head.font, head.fill = bold, fill
         sheet.column_dimensions[head.column_letter].width = max(14, len(TH_HEADERS[column]) + 4)
         sheet.cell(row=2, column=index).number_format = "@"  # dates and MACs stay as typed
+        sheet.cell(row=2, column=index).font = grey
     sheet.freeze_panes = "A2"
 
     help_sheet = book.create_sheet("คำอธิบาย")
@@ -90,6 +91,7 @@ def write_template(path: Path, profiles: Iterable[tuple[str, str]]) -> None:
     for code, name_th in profiles:
         help_sheet.append([code, name_th])
     help_sheet.append([])
+    help_sheet.append([f"แถวตัวอย่าง (รหัสโครงการ {EXAMPLE_CODE}) จะไม่ถูกนำเข้า เขียนทับหรือลบได้"])
     help_sheet.append(["หนึ่งแถวต่อกล้องหนึ่งตัว คอลัมน์ของโครงการและจุดติดตั้งกรอกซ้ำทุกแถวหรือเว้นว่างหลังแถวแรกได้ "
                        "แต่ห้ามเปลี่ยนค่า คอลัมน์ชื่อ หมายเหตุ จะไม่ถูกนำเข้า"])
     for row in help_sheet.iter_rows(min_row=1, max_row=1):

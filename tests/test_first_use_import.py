@@ -73,7 +73,7 @@ def test_template_round_trip(runner, session, profiles, tmp_path):
     headings = [c.value for c in sheet[1]]
     assert headings == [TH_HEADERS[c] for c in CSV_COLUMNS]  # every column, in Thai
     example = dict(zip(headings, [c.value for c in sheet[2]]))
-    assert example["รหัสโครงการ"] and example["ข้อกำหนด"] == "fixed_outdoor"
+    assert example["รหัสโครงการ"] == "EXAMPLE-2568-001" and example["ข้อกำหนด"] == "fixed_outdoor"
     explained = book["คำอธิบาย"]
     text = [[c.value for c in row] for row in explained.iter_rows()]
     assert {r[1] for r in text if r and len(r) > 1} >= set(CSV_COLUMNS)  # each column explained
@@ -107,11 +107,19 @@ def test_template_round_trip(runner, session, profiles, tmp_path):
     assert runner.invoke(cli, args=["template", str(tmp_path / "t.csv")]).exit_code == 2
 
 
-def test_template_example_row_imports_as_is(runner, profiles, tmp_path):
+def test_template_example_row_is_valid_but_skipped(runner, session, profiles, tmp_path):
+    """Left in by mistake, the example row imports nothing and says so; with a real code it is a valid project."""
     path = tmp_path / "t.xlsx"
     assert runner.invoke(cli, args=["template", str(path)]).exit_code == 0
     result = runner.invoke(cli, args=["import-projects", "--no-profiles", str(path)])
+    assert "note: row 2 is the template's example (EXAMPLE-2568-001): skipped" in result.output
+    assert session.scalar(select(Project)) is None
+    book = load_workbook(path)
+    book["projects"]["A2"] = "CR-MS-2568-099"
+    book.save(path)
+    result = runner.invoke(cli, args=["import-projects", "--no-profiles", str(path)])
     assert result.exit_code == 0, result.output
+    assert session.scalar(select(Project)).code == "CR-MS-2568-099"
 
 
 def test_readme_lists_every_thai_column():
