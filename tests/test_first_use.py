@@ -298,6 +298,11 @@ def test_unreachable_reason_in_scan_summary_devices_and_dashboard(app, runner, p
     assert login(client, "boss", "long-enough-pw-1").status_code == 302
     page = client.get("/devices?status=unreachable").get_data(as_text=True)
     assert '<div class="reason small">wrong user or password</div>' in page
+    ids = {i["address"]: i["id"] for i in items}
+    good = client.get(f"/devices/{ids['127.79.1.11:8000']}").get_data(as_text=True)
+    assert '<dd class="accepted-user">admin (site market)</dd>' in good
+    bad = client.get(f"/devices/{ids['127.79.1.13:8000']}").get_data(as_text=True)
+    assert '<dd class="reason">wrong user or password</dd>' in bad
     assert runner.invoke(cli, args=["users", "add", "somchai", "--role", "admin", "--language", "th",
                                     "--password", "long-enough-pw-2"]).exit_code == 0
     thai = app.test_client()
