@@ -54,7 +54,6 @@ from cctv_monitor.compliance.engine import SILENT
 from cctv_monitor.db import get_db
 from cctv_monitor.lookup import LookupError_, find_agency, find_project, find_site
 from cctv_monitor.models import (
-    Agency,
     AlertEvent,
     Device,
     DeviceChange,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import signal
 import sys
 from contextlib import contextmanager
