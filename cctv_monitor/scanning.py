@@ -30,7 +30,7 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Sequence
@@ -60,8 +60,8 @@ from cctv_monitor.credentials import (
 )
 from cctv_monitor.db import get_db
 from cctv_monitor.homes import ProjectRanges
+from cctv_monitor.lookup import LookupError_, find_agency, find_project, find_site
 from cctv_monitor.models import (
-    Agency,
     AlertEvent,
     Device,
     DeviceChange,
@@ -76,6 +76,7 @@ from cctv_monitor.models import (
 from cctv_monitor.statuses import ScanState
 from probes.results import Observation as ObsData
 from probes.results import ProbeStatus
+from probes.ranges import RangeError, parse_range, parse_ranges
 from probes.targets import Credential, Target
 from probes.vocab import host_of, is_placeholder_serial, is_valid_mac
 
@@ -181,16 +182,12 @@ class ScanScope:
 
 
 def _site_networks(site: Site) -> list[Any]:
-    nets = []
+    nets: list[Any] = []
     for entry in site.address_ranges or ():
-        text = str(entry).strip()
         try:
-            nets.append(ipaddress.ip_network(text, strict=False))
-        except ValueError:
-            try:
-                nets.append(ipaddress.ip_network(host_of(text)))
-            except ValueError:
-                continue
+            nets.extend(parse_range(str(entry)).networks)
+        except RangeError:
+            continue  # validated on import; an entry edited by hand to nonsense covers nothing
     return nets
 
 
@@ -203,64 +200,42 @@ def resolve_scope(session: Session, kind: str, value: str, *, default_ports: Seq
         raise ScanTargetError(f"--{kind} needs a value")
     scope = ScanScope(kind=kind, value=value)
     if kind == "range":
-        for part in value.split(","):
-            part = part.strip()
-            try:
-                net = ipaddress.ip_network(part, strict=False)
-            except ValueError as exc:
-                raise ScanTargetError(f"invalid address range {part!r}: {exc} (expected CIDR like 10.1.2.0/24)") \
-                    from None
-            scope.networks.append(net)
-            scope.cidrs_by_ports.setdefault(tuple(default_ports), []).append(str(net))
+        try:
+            entries = parse_ranges(value)
+        except RangeError as exc:
+            raise ScanTargetError(f"invalid address range: {exc}") from None
+        for entry in entries:
+            scope.networks.extend(entry.networks)
+            if entry.sweep:
+                scope.cidrs_by_ports.setdefault(tuple(default_ports), []).append(entry.text)
+            else:
+                scope.explicit.append(Target(entry.host or "", entry.port or default_ports[0]))
         return scope
-    if kind == "site":
-        project_code, sep, site_code = value.rpartition("/")
-        query = select(Site).where(Site.code == site_code)
-        if sep:
-            query = query.join(Project).where(Project.code == project_code)
-        sites = list(session.scalars(query))
-        if not sites:
-            raise ScanTargetError(f"no site with code {value!r} (see the project files in config/projects)")
-        if len(sites) > 1:
-            names = ", ".join(f"{s.project.code}/{s.code}" for s in sites)
-            raise ScanTargetError(f"site code {value!r} is used by several projects; write PROJECT/SITE: {names}")
-        scope.sites = sites
-    elif kind == "project":
-        project = session.scalar(select(Project).where(Project.code == value))
-        if project is None:
-            raise ScanTargetError(f"no project with code {value!r} (import it first: see config/projects)")
-        scope.projects = [project]
-        scope.sites = list(project.sites)
-    elif kind == "agency":
-        agency = session.scalar(select(Agency).where(Agency.code == value))
-        if agency is None:
-            raise ScanTargetError(f"no agency with code {value!r}")
-        scope.projects = list(agency.projects)
-        scope.sites = [s for p in scope.projects for s in p.sites]
+    try:  # an unknown code gets the same "did you mean" hint as in check and devices
+        if kind == "site":
+            scope.sites = [find_site(session, value)]
+        elif kind == "project":
+            project = find_project(session, value)
+            scope.projects = [project]
+            scope.sites = list(project.sites)
+        elif kind == "agency":
+            scope.projects = list(find_agency(session, value).projects)
+            scope.sites = [s for p in scope.projects for s in p.sites]
+    except LookupError_ as exc:
+        raise ScanTargetError(str(exc)) from None
     for site in scope.sites:
         ports = tuple(int(p) for p in (site.ports or default_ports))
-        for entry in site.address_ranges or ():
-            text = str(entry).strip()
-            if "/" in text:
-                try:
-                    net = ipaddress.ip_network(text, strict=False)
-                except ValueError as exc:
-                    raise ScanTargetError(f"site {site.code}: invalid address range {text!r}: {exc}") from None
-                scope.networks.append(net)
-                scope.cidrs_by_ports.setdefault(ports, []).append(str(net))
+        for text in site.address_ranges or ():
+            try:
+                entry = parse_range(str(text))
+            except RangeError as exc:
+                raise ScanTargetError(f"site {site.code} of project {site.project.code}: {exc} (fix the project "
+                                      "file and import it again)") from None
+            scope.networks.extend(entry.networks)
+            if entry.sweep:
+                scope.cidrs_by_ports.setdefault(ports, []).append(entry.text)
             else:
-                try:
-                    target = Target.parse(text, default_port=ports[0])
-                except ValueError as exc:
-                    raise ScanTargetError(f"site {site.code}: invalid address {text!r}: {exc}") from None
-                if ":" not in text:  # a bare host: sweep it on the site's ports
-                    scope.cidrs_by_ports.setdefault(ports, []).append(target.host)
-                else:
-                    scope.explicit.append(target)
-                try:
-                    scope.networks.append(ipaddress.ip_network(target.host))
-                except ValueError:
-                    pass
+                scope.explicit.append(Target(entry.host or "", entry.port or ports[0]))
     if not scope.sites:
         raise ScanTargetError(f"{kind} {value!r} has no sites with address ranges to scan")
     return scope
@@ -1082,7 +1057,8 @@ def _credential_source(app: Flask, scope: ScanScope, extra: Sequence[Credential]
     """Credentials per target: last good on the device, the sites holding its address, the typed ones."""
     def pack(site: Site) -> SiteCredentials:
         nets = _site_networks(site)
-        return SiteCredentials(tuple(nets), tuple(_decrypt(app, site.credentials_encrypted)),
+        creds = (replace(c, source=f"site {site.code}") for c in _decrypt(app, site.credentials_encrypted))
+        return SiteCredentials(tuple(nets), tuple(creds),
                                site.project.agency_id if site.project else None,
                                max((n.prefixlen for n in nets), default=0))
 

@@ -128,6 +128,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "fps": ("เฟรมต่อวินาที", "Frames per second"),
     "bitrate": ("บิตเรต (kbps)", "Bitrate (kbps)"),
     "stream_uri": ("ที่อยู่สตรีม", "Stream URI"),
+    "accepted_user": ("ผู้ใช้ ONVIF ที่กล้องยอมรับ", "ONVIF user accepted"),
+    "unread_reason": ("สาเหตุที่อ่านไม่ได้", "Why it could not be read"),
     "clock_offset": ("นาฬิกาคลาดเคลื่อน (วินาที)", "Clock offset (s)"),
     "current_findings": ("ข้อตรวจพบปัจจุบัน", "Current findings"),
     "rule": ("กฎ", "Rule"),

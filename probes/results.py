@@ -162,6 +162,9 @@ class Observation:
     credential_ref: str | None = None  # fingerprint (Credential.ref) of the credential the device accepted
     rejected_refs: tuple[str, ...] = ()  # fingerprints the device rejected as wrong (not when locked)
     auth_locked: bool = False  # the device said the account or our address is locked: nothing more tried
+    credential_user: str | None = None  # the ONVIF user the device accepted (never the password)
+    credential_source: str | None = None  # where that credential came from: "--user", "site market"
+    rejected_credentials: tuple[str, ...] = ()  # "user (source)" the device refused, in the order tried
     schema_version: int = SCHEMA_VERSION
     protocols: tuple[str, ...] = ()  # what answered with data: "onvif", "isapi", "dahua"
     field_sources: dict[str, str] = field(default_factory=dict)  # field group -> protocol it came from

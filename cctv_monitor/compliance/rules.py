@@ -326,7 +326,7 @@ class FrameRateRule(Rule):
             need = _fmt_num(self.p["min"])
             got = _fmt_num(round(fps, 2))
             yield self.finding(
-                "fps", expected=f">= {need} fps", observed=f"{got} fps ({how_en})", subject=ctx.main.token,
+                "fps", expected=f"≥ {need} fps", observed=f"{got} fps ({how_en})", subject=ctx.main.token,
                 th=f"อัตราเฟรม {got} fps ({how_th}) ต่ำกว่าที่กำหนด (ไม่น้อยกว่า {need} fps)",
                 en=f"Frame rate {got} fps ({how_en}) is below the required {need} fps")
 
@@ -378,7 +378,7 @@ class StreamCountRule(Rule):
         count = len(ctx.obs.profiles)
         if count < self.p["min"]:
             yield self.finding(
-                "stream_count", expected=f">= {self.p['min']}", observed=str(count),
+                "stream_count", expected=f"≥ {self.p['min']}", observed=str(count),
                 th=f"กล้องมีสตรีมภาพ {count} สตรีม น้อยกว่าที่กำหนด (ไม่น้อยกว่า {self.p['min']} สตรีม)",
                 en=f"The camera offers {count} stream(s), fewer than the required {self.p['min']}")
 
@@ -436,7 +436,7 @@ class ClockRule(Rule):
             limit = _fmt_num(self.p["max_drift_s"])
             got = f"{offset:+.0f}" if abs(offset) >= 10 else f"{offset:+.1f}"
             yield self.finding(
-                "clock", expected=f"<= {limit} s", observed=f"{got} s",
+                "clock", expected=f"≤ {limit} s", observed=f"{got} s",
                 th=f"นาฬิกาของกล้องคลาดเคลื่อน {got} วินาที เกินกว่าที่ยอมรับได้ ({limit} วินาที)",
                 en=f"The camera clock is off by {got} s, more than the allowed {limit} s")
 
@@ -473,7 +473,7 @@ class FirmwareRule(Rule):
         have = version_key(ident.firmware)
         if have and have < version_key(minimum):
             yield self.finding(
-                "firmware", expected=f">= {minimum} ({ident.model})", observed=ident.firmware,
+                "firmware", expected=f"≥ {minimum} ({ident.model})", observed=ident.firmware,
                 th=f"เฟิร์มแวร์ {ident.firmware} เก่ากว่ารุ่นขั้นต่ำ {minimum} ที่กำหนดสำหรับรุ่น {ident.model}",
                 en=f"Firmware {ident.firmware} is older than the minimum {minimum} set for model {ident.model}")
 
@@ -501,7 +501,7 @@ class BitrateRule(Rule):
         low, high = self.p["min_kbps"], self.p["max_kbps"]
         if low is not None and high is not None:
             return f"{low}-{high} kbps"
-        return f">= {low} kbps" if low is not None else f"<= {high} kbps"
+        return f"≥ {low} kbps" if low is not None else f"≤ {high} kbps"
 
     def evaluate(self, ctx: DeviceContext) -> Iterator[FindingResult]:
         """Check the main stream bitrate; a placeholder value is reported as info, not judged."""
@@ -549,7 +549,7 @@ class ChannelsRule(Rule):
         count = len(sources)
         if count < self.p["min"]:
             yield self.finding(
-                "channels", expected=f">= {self.p['min']}", observed=str(count),
+                "channels", expected=f"≥ {self.p['min']}", observed=str(count),
                 th=f"อุปกรณ์มีช่องสัญญาณภาพ {count} ช่อง น้อยกว่าที่กำหนด (ไม่น้อยกว่า {self.p['min']} ช่อง)",
                 en=f"The device has {count} video channel(s), fewer than the required {self.p['min']}")
 
