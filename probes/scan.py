@@ -1,16 +1,21 @@
 """Scan engine: probe many devices with bounded concurrency overall and per host; yield as they complete.
 
 One broken camera never stops the rest: every target ends in exactly one :class:`Observation`, whatever
-happens to it. Stream checks (blocking OpenCV) run in a small thread pool under the same per-host limit.
+happens to it. Stream checks (blocking PyAV packet readers) run in a thread pool sized from a memory budget
+(:func:`probes.stream.stream_concurrency`), under the same per-host limit and at most ``stream_per_site``
+at once per site (a site's uplink, or a recorder serving many channels, must not be flooded).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any, AsyncIterator, Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
 from probes.onvif import OnvifReadout, probe_onvif_detailed
@@ -26,21 +31,60 @@ LOGGER = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int, Observation], None]
 CredentialSource = Sequence[Credential] | Callable[[Target], Sequence[Credential]]
 
-#: Stream checks at once by default: each holds an FFmpeg session (~20 MB) and samples 2 s of video that
-#: arrives in real time, so throughput is about workers / 2.1 s; 12 give ~5 streams/s on 2 cores using
-#: ~0.08 CPU-s per stream (benchmarks/stream_checks.py).
-DEFAULT_STREAM_WORKERS = 12
+#: Upper cap on stream checks at once (``CCTV_STREAM_WORKERS``); the memory budget usually decides first.
+#: A check waits for video that arrives in real time (up to 2.5 s), so throughput is about checks in
+#: flight / 2.6 s while CPU stays low (benchmarks/stream_checks.py).
+DEFAULT_STREAM_WORKERS = 128
+#: Memory the checking process may reach with its stream checks in flight (``CCTV_STREAM_MEMORY_MB``).
+DEFAULT_STREAM_MEMORY_MB = 600.0
+#: Stream checks at once per site (``CCTV_STREAM_PER_SITE``).
+DEFAULT_STREAM_PER_SITE = 4
+
+
+def site_of_host(host: str) -> str:
+    """The site a camera belongs to when nothing else says: its IPv4 /24 (one site's LAN behind one uplink)."""
+    try:
+        addr = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host
+    if addr.version == 4:
+        return str(ipaddress.ip_network(f"{addr}/24", strict=False))
+    return str(ipaddress.ip_network(f"{addr}/64", strict=False))
+
+
+def current_rss_mb() -> float:
+    """Resident memory of this process now (Linux /proc; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{os.getpid()}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def plan_stream_checks(memory_mb: float | None, cap: int | None) -> int:
+    """Stream checks at once: as many packet readers as fit in the memory budget, at most ``cap``."""
+    from probes.stream import DEFAULT_DECODERS, stream_concurrency
+
+    return stream_concurrency(memory_mb or DEFAULT_STREAM_MEMORY_MB, cap or DEFAULT_STREAM_WORKERS,
+                              base_mb=current_rss_mb(), decoders=DEFAULT_DECODERS.size)
 
 
 async def probe_many(targets: Iterable[Target], credentials: CredentialSource, *, concurrency: int = 64,
                      per_host_limit: int = 2, with_streams: bool = False, timeout_s: float = 5.0,
                      stream_timeout_s: float = 10.0, progress: ProgressCallback | None = None,
                      stream_workers: int | None = None, stream_profiles: str = "first",
-                     sample_s: float = 2.0) -> AsyncIterator[Observation]:
+                     sample_s: float | None = None, stream_memory_mb: float | None = None,
+                     stream_per_site: int = DEFAULT_STREAM_PER_SITE,
+                     site_of: Callable[[str], str] = site_of_host) -> AsyncIterator[Observation]:
     """Probe every target (duplicates once); yield each observation as soon as it is complete.
 
     ``stream_profiles``: "first" checks the first profile that has a stream URI (the main stream),
-    "all" checks every profile with a stream URI.
+    "all" checks every profile with a stream URI. Stream checks at once: what ``stream_memory_mb`` allows
+    (default 600), at most ``stream_workers`` (default 128), at most ``stream_per_site`` per
+    ``site_of(host)`` (default: the camera's /24). ``sample_s``: the stream time cap of a check.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -50,14 +94,24 @@ async def probe_many(targets: Iterable[Target], credentials: CredentialSource, *
     total = len(unique)
     if not total:
         return
+    if stream_per_site < 1:
+        raise ValueError(f"stream_per_site must be at least 1, got {stream_per_site}")
     limiter = HostLimiter(per_host_limit)
-    executor = slots = None
+    executor = slots = sites = None
+    readers = 0
     if with_streams:
-        workers = stream_workers or min(concurrency, DEFAULT_STREAM_WORKERS)
-        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stream-check")
+        readers = plan_stream_checks(stream_memory_mb, stream_workers)
+        LOGGER.info("stream checks: %d at once (memory budget %s MB, cap %s), %d per site", readers,
+                    stream_memory_mb or DEFAULT_STREAM_MEMORY_MB, stream_workers or DEFAULT_STREAM_WORKERS,
+                    stream_per_site)
+        executor = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="stream-check")
         # One slot per worker thread: a check's time limit starts when a thread is free to run it, so
         # checks waiting their turn are never reported as timed out.
-        slots = asyncio.Semaphore(workers)
+        slots = asyncio.Semaphore(readers)
+        sites = _SiteLimiter(HostLimiter(stream_per_site), site_of)
+    # ONVIF reads are bounded by ``concurrency``; cameras whose ONVIF read is done wait for a stream slot
+    # without holding one, so enough tasks run to keep every stream slot busy.
+    onvif_slots = asyncio.Semaphore(concurrency)
     pending = iter(unique)
     results: asyncio.Queue[Observation] = asyncio.Queue()
 
@@ -65,10 +119,12 @@ async def probe_many(targets: Iterable[Target], credentials: CredentialSource, *
         for target in pending:  # shared iterator: each worker takes the next target
             obs = await probe_one(target, credentials, limiter=limiter, timeout_s=timeout_s,
                                   with_streams=with_streams, stream_timeout_s=stream_timeout_s, executor=executor,
-                                  stream_profiles=stream_profiles, sample_s=sample_s, stream_slots=slots)
+                                  stream_profiles=stream_profiles, sample_s=sample_s, stream_slots=slots,
+                                  onvif_slots=onvif_slots, sites=sites)
             await results.put(obs)
 
-    workers = [asyncio.create_task(worker(), name=f"probe-worker-{i}") for i in range(min(concurrency, total))]
+    tasks = min(concurrency + readers, total)
+    workers = [asyncio.create_task(worker(), name=f"probe-worker-{i}") for i in range(tasks)]
     done = 0
     try:
         while done < total:
@@ -92,19 +148,24 @@ async def probe_many(targets: Iterable[Target], credentials: CredentialSource, *
 async def probe_one(target: Target, credentials: CredentialSource, *, limiter: HostLimiter | None = None,
                     timeout_s: float = 5.0, with_streams: bool = False, stream_timeout_s: float = 10.0,
                     executor: ThreadPoolExecutor | None = None, stream_profiles: str = "first",
-                    sample_s: float = 2.0, stream_slots: asyncio.Semaphore | None = None) -> Observation:
+                    sample_s: float | None = None, stream_slots: asyncio.Semaphore | None = None,
+                    onvif_slots: asyncio.Semaphore | None = None, sites: "_SiteLimiter | None" = None) -> Observation:
     """Probe one target (ONVIF, then streams if asked); always returns an observation.
 
-    ``stream_slots`` (one per thread of ``executor``) is what :func:`probe_many` passes so that a stream
-    check's time limit only runs while a thread works on it.
+    ``stream_slots`` (one per thread of ``executor``), ``onvif_slots`` and ``sites`` are what
+    :func:`probe_many` passes so that a stream check's time limit only runs while a thread works on it.
     """
     started = time.monotonic()
     try:
         creds = list(credentials(target) if callable(credentials) else credentials)
-        readout = await probe_onvif_detailed(target, creds, timeout_s=timeout_s, limiter=limiter)
+        if onvif_slots is not None:
+            async with onvif_slots:
+                readout = await probe_onvif_detailed(target, creds, timeout_s=timeout_s, limiter=limiter)
+        else:
+            readout = await probe_onvif_detailed(target, creds, timeout_s=timeout_s, limiter=limiter)
         if with_streams and readout.observation.profiles:
             checks = await _stream_checks(readout, limiter, stream_timeout_s, executor, stream_profiles, sample_s,
-                                          stream_slots)
+                                          stream_slots, sites)
             return readout.observation.with_updates(stream_checks=tuple(checks),
                                                     duration_s=round(time.monotonic() - started, 3))
         return readout.observation
@@ -118,10 +179,12 @@ async def probe_one(target: Target, credentials: CredentialSource, *, limiter: H
 
 
 async def _stream_checks(readout: OnvifReadout, limiter: HostLimiter | None, timeout_s: float,
-                         executor: ThreadPoolExecutor | None, which: str, sample_s: float,
-                         slots: asyncio.Semaphore | None = None) -> list[StreamCheck]:
-    from probes.stream import check_stream  # OpenCV is imported only when streams are checked
+                         executor: ThreadPoolExecutor | None, which: str, sample_s: float | None,
+                         slots: asyncio.Semaphore | None = None, sites: "_SiteLimiter | None" = None
+                         ) -> list[StreamCheck]:
+    from probes.stream import DEFAULT_SAMPLE_S, check_stream  # PyAV is imported only when streams are checked
 
+    sample_s = sample_s or DEFAULT_SAMPLE_S
     profiles = [p for p in readout.observation.profiles if p.token in readout.stream_uris]
     if which == "first":
         profiles = profiles[:1]
@@ -155,15 +218,27 @@ async def _stream_checks(readout: OnvifReadout, limiter: HostLimiter | None, tim
             return await asyncio.wait_for(asyncio.shield(future), limit)
 
         try:
-            if limiter is not None:
-                async with limiter.acquire(host):
-                    check = await in_thread()
-            else:
+            async with contextlib.AsyncExitStack() as held:
+                if sites is not None:  # the site slot first: a camera waiting for its site holds no thread
+                    await held.enter_async_context(sites.acquire(host))
+                if limiter is not None:
+                    await held.enter_async_context(limiter.acquire(host))
                 check = await in_thread()
         except TimeoutError:
             check = StreamCheck(prof.token, ok=False, error=f"stream check exceeded {limit:g} s")
         checks.append(check)
     return checks
+
+
+class _SiteLimiter:
+    """At most N stream checks at once per site (a HostLimiter keyed by site instead of host)."""
+
+    def __init__(self, limiter: HostLimiter, site_of: Callable[[str], str]) -> None:
+        self.limiter, self.site_of = limiter, site_of
+
+    def acquire(self, host: str) -> Any:
+        """Async context manager holding one slot of ``host``'s site."""
+        return self.limiter.acquire(self.site_of(host))
 
 
 def probe_many_sync(targets: Iterable[Target], credentials: CredentialSource, **kwargs: object) -> list[Observation]:
