@@ -3,9 +3,7 @@
 fps comes from packet timestamps, bitrate from packet sizes, the keyframe interval from the keyframe flags
 and the codec and its profile from the stream parameters, all without decoding. The image checks (black,
 frozen, low detail, sharpness for the blur / covered-lens rule) need pictures: only a keyframe near the
-start and one near the end are decoded (when the sample holds one keyframe only, that keyframe and the few
-inter frames after it, :data:`FROZEN_RUN_S`, so "frozen" compares two moments), in a small process-wide
-pool of decoders (:class:`DecoderPool`),
+start and one near the end are decoded, in a small process-wide pool of decoders (:class:`DecoderPool`),
 so many cheap packet readers can run at once while at most a few full-size pictures exist at a time.
 
 Why PyAV and not OpenCV's raw mode (``CAP_PROP_FORMAT=-1``): reading the packets of 2.5 s of 1080p25 H.264
@@ -54,10 +52,13 @@ CHECK_WIDTH = 320  # the image checks work on a grey copy this wide
 BLACK_MEAN = 16.0  # mean grey level below which a frame reads as black (0-255)
 BLACK_STD = 8.0
 FROZEN_DIFF = 0.5  # mean absolute difference between the two pictures below which the image is frozen
-#: With one keyframe in the sample, "frozen" compares it with the picture this much later (decoding the
-#: inter frames between). Packet sizes alone cannot tell: rate control spends kilobytes refining a frozen
-#: picture after each keyframe (measured on the simulator's frozen clips), as much as a slow scene takes.
-FROZEN_RUN_S = 0.3
+#: With one keyframe in the sample, "frozen" can compare it with the picture ``frozen_run_s`` later, by
+#: decoding the inter frames between; off by default because it is the costliest part of a check (0.3 s
+#: of 1080p: 45 ms CPU for H.264, 100 ms for H.265, against 6 ms for one keyframe), so by default
+#: "frozen" is judged only when two keyframes arrived (every check of a GOP up to 1.25 s, about one in
+#: four of a 2 s GOP, so repeated scans catch it) and is None otherwise. Packet sizes alone cannot tell:
+#: rate control spends kilobytes refining a frozen picture after each keyframe (the simulator's clips).
+DEFAULT_FROZEN_RUN_S = 0.0
 LOW_DETAIL_VAR = 15.0  # variance of the Laplacian below which the image is blurred or featureless
 
 # FFmpeg options of every open. probesize/analyzeduration: the SDP already names the codec, its
@@ -203,7 +204,8 @@ class PacketSample:
     key_index: list[int] = field(default_factory=list)  # packet positions of keyframes
     keyframes: list[bytes] = field(default_factory=list)  # payload of the first and the latest keyframe
     run: list[bytes] = field(default_factory=list)  # the inter frames right after the first keyframe
-    run_frames: int = 1  # how many of them "frozen" needs when no second keyframe comes
+    run_s: float = DEFAULT_FROZEN_RUN_S  # stream time of that run "frozen" needs when no second keyframe comes
+    run_frames: int = 0
     first_key_s: float | None = None  # wall time from the open to the first keyframe
     stalled: bool = False  # the read ended on a timeout or an error, not on the sample rule
 
@@ -251,14 +253,15 @@ class PacketSample:
             len(self.key_index) >= 2 or len(self.run) >= self.run_frames)
 
 
-def read_packets(open_uri: str, sample_s: float, timeout_s: float) -> PacketSample:
+def read_packets(open_uri: str, sample_s: float, timeout_s: float, run_s: float = DEFAULT_FROZEN_RUN_S
+                 ) -> PacketSample:
     """Read compressed packets until the second keyframe, or ``sample_s`` of stream time after a first one.
 
     Raises ``av.error.FFmpegError`` (or ``OSError``) when the stream cannot be opened or read at all.
     """
     started = time.monotonic()
     deadline = started + timeout_s
-    sample = PacketSample()
+    sample = PacketSample(run_s=run_s)
     container = av.open(open_uri, options=_OPEN_OPTIONS, timeout=(timeout_s, min(timeout_s, 5.0)))
     try:
         if not container.streams.video:
@@ -281,12 +284,12 @@ def read_packets(open_uri: str, sample_s: float, timeout_s: float) -> PacketSamp
                     if len(sample.keyframes) == 2:
                         sample.keyframes.pop()
                     sample.keyframes.append(bytes(packet))
-                elif len(sample.key_index) == 1 and len(sample.run) < sample.run_frames:
+                elif run_s > 0 and len(sample.key_index) == 1 and len(sample.run) < max(1, sample.run_frames):
                     sample.run.append(bytes(packet))
                 sample.pts.append(packet.pts)
                 sample.sizes.append(packet.size)
-                if len(sample.pts) == 2 and sample.fps():
-                    sample.run_frames = max(1, round(FROZEN_RUN_S * (sample.fps() or 25)))
+                if len(sample.pts) == 2 and sample.fps() and run_s > 0:
+                    sample.run_frames = max(1, round(run_s * (sample.fps() or 25)))
                 if sample.done(sample_s):
                     break
                 if time.monotonic() > deadline:
@@ -320,7 +323,7 @@ def with_credentials(uri: str, username: str | None, password: str | None) -> st
 
 def check_stream(uri: str, *, username: str | None, password: str | None, profile_token: str,
                  sample_s: float = DEFAULT_SAMPLE_S, timeout_s: float = 10.0, thumbnail: bool = True,
-                 decoders: DecoderPool | None = None) -> StreamCheck:
+                 decoders: DecoderPool | None = None, frozen_run_s: float = DEFAULT_FROZEN_RUN_S) -> StreamCheck:
     """Measure ``uri`` from its packets (size, fps, codec, profile, bitrate, keyframe interval) and check
     two decoded keyframes' pictures; never raises."""
     shown = redact_uri(uri) or ""
@@ -332,7 +335,7 @@ def check_stream(uri: str, *, username: str | None, password: str | None, profil
         return StreamCheck(profile_token, ok=False, error=f"unreadable stream URI: {shown[:200]}")
     try:
         try:
-            sample = read_packets(with_credentials(uri, username, password), sample_s, timeout_s)
+            sample = read_packets(with_credentials(uri, username, password), sample_s, timeout_s, frozen_run_s)
         except av.error.ExitError:
             return StreamCheck(profile_token, ok=False,
                                error=f"RTSP server accepted the connection but sent no video within {timeout_s:g} s")

@@ -157,11 +157,14 @@ def test_default_cap_reports_a_lower_bound_or_the_exact_interval(packet_fleet):
 
 
 def test_frozen_is_caught_with_one_keyframe(packet_fleet):
-    """A cap that admits only one keyframe: the keyframe is compared with the picture 0.3 s after it."""
+    """A cap that admits only one keyframe: by default "frozen" is not judged (None, like the interval's
+    lower bound); with ``frozen_run_s`` the keyframe is compared with the picture that much after it."""
     fleet, _specs, _truths = packet_fleet
-    frozen = _check(fleet["img-frozen"], sample_s=0.6)
-    moving = _check(fleet["h264-360p-15fps"], sample_s=0.6)
-    covered = _check(fleet["img-covered"], sample_s=0.6)
+    unjudged = _check(fleet["img-frozen"], sample_s=0.6)
+    assert unjudged.ok and unjudged.keyframe_interval is None and unjudged.frozen is None
+    frozen = _check(fleet["img-frozen"], sample_s=0.6, frozen_run_s=0.3)
+    moving = _check(fleet["h264-360p-15fps"], sample_s=0.6, frozen_run_s=0.3)
+    covered = _check(fleet["img-covered"], sample_s=0.6, frozen_run_s=0.3)
     assert frozen.ok and frozen.keyframe_interval is None and frozen.frozen is True
     assert moving.ok and moving.keyframe_interval is None and moving.frozen is False
     assert covered.frozen is False  # dark and featureless, but it changes
