@@ -14,7 +14,7 @@ os.environ.setdefault("OPENCV_FFMPEG_IS_THREAD_SAFE", "1")
 
 import cv2  # noqa: E402
 
-from probes.stream import with_credentials  # noqa: E402
+from probes.stream import codec_name, with_credentials  # noqa: E402
 
 DECODE_WINDOW_S = 0.5
 MAX_DECODED_FRAMES = 15
@@ -31,6 +31,7 @@ def decoder_check(uri: str, username: str, password: str, sample_s: float, timeo
         if not cap.isOpened():
             return {"ok": False, "error": "did not open"}
         width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        codec = codec_name(cap.get(cv2.CAP_PROP_FOURCC))
         ok, frame = cap.read()
         first_frame_s = time.monotonic() - started
         if not ok:
@@ -50,7 +51,8 @@ def decoder_check(uri: str, username: str, password: str, sample_s: float, timeo
                 cap.retrieve()
                 stamps.append(cap.get(cv2.CAP_PROP_POS_MSEC))
         span = (max(stamps) - min(stamps)) / 1000
-        return {"ok": span >= sample_s * 0.5, "width": width, "height": height, "first_frame_s": first_frame_s,
+        return {"ok": span >= sample_s * 0.5, "width": width, "height": height, "codec": codec,
+                "first_frame_s": first_frame_s,
                 "fps": (len(stamps) - 1) / span if span else None, "error": None}
     finally:
         cap.release()

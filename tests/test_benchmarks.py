@@ -42,8 +42,14 @@ def test_stream_check_benchmark_measures_every_stream():
     reason = rtsp_unavailable_reason()
     if reason:
         pytest.skip(reason)
-    out = _run(str(BENCH / "stream_checks.py"), "3", "--sample-s", "1", "--baseline-streams", "1",
-               "--phases", "scan,sequential")
-    assert re.search(r"3 streams\s+3 ok \(3 at 1920x1080 H264\), ONVIF 3/3 ok", out), out
+    out = _run(str(BENCH / "stream_checks.py"), "12", "--sample-s", "1", "--baseline-streams", "1",
+               "--in-flight", "4,12", "--phases", "curve,scan,decoder,sequential")
+    # 12 cameras: 10 H.264, one H.265 (camera 1), one MJPEG (camera 12); all measured as served.
+    assert re.search(r"12 streams\s+12 ok \(12 as served, \d+ exact GOP\), ONVIF 12/12 ok", out), out
+    assert re.search(r"stream checks, 12 in flight\s+12 streams\s+12 ok \(12 as served", out), out
+    assert re.search(r"decoder path \(before\), 12 at once\s+12 streams\s+12 ok", out), out
     assert re.search(r"1 streams\s+1 ok", out), out
-    assert "ratio scan / sequential" in out
+    assert re.search(r"curve: 4 in flight: [\d.]+ streams/s at \d+ MB; 12 in flight", out), out
+    assert "ratio scan / sequential" in out and "ratio curve@12 / decoder" in out
+    assert re.search(r"targets \(scan\): [\d.]+ streams/s >= 20 (met|NOT met); [\d.]+ CPU-s/stream < 0.03 "
+                     r"(met|NOT met); peak \d+ MB < 600 (met|NOT met)", out), out
