@@ -38,7 +38,7 @@ def test_site_of_a_host_is_its_lan():
 
 
 class _CountingRtsp:
-    """Silent RTSP stand-ins on several addresses; records the most connections open at once."""
+    """Silent RTSP stand-ins on several addresses; records the most RTSP sessions open at once."""
 
     def __init__(self, hosts: list[tuple[str, int]]) -> None:
         self.socks = []
@@ -65,23 +65,30 @@ class _CountingRtsp:
             threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
 
     def _hold(self, conn: socket.socket) -> None:
-        with self.lock:
-            self.open += 1
-            self.peak = max(self.peak, self.open)
+        # An RTSP session counts from its first request on (a bare connect that sends nothing, like the
+        # probe's reachability test after a timeout, is not a stream session).
+        counted = False
         conn.settimeout(0.1)
         try:
             while not self.stop.is_set():
                 try:
-                    if not conn.recv(4096):
-                        break  # the client gave up
+                    data = conn.recv(4096)
                 except TimeoutError:
                     continue
+                if not data:
+                    break  # the client gave up
+                if not counted:
+                    counted = True
+                    with self.lock:
+                        self.open += 1
+                        self.peak = max(self.peak, self.open)
         except OSError:
             pass
         finally:
             conn.close()
-            with self.lock:
-                self.open -= 1
+            if counted:
+                with self.lock:
+                    self.open -= 1
 
     def close(self) -> None:
         self.stop.set()
