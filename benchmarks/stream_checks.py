@@ -212,6 +212,8 @@ def main() -> int:
     parser.add_argument("--baseline-streams", type=int, default=6,
                         help="streams the sequential baseline checks (default 6; its rate does not depend on N)")
     parser.add_argument("--phases", default=",".join(PHASES), help=f"phases to run (default {','.join(PHASES)})")
+    parser.add_argument("--profile", action="store_true",
+                        help="run each phase under cProfile (main thread) and print its top functions to stderr")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -239,7 +241,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="cctv-stream-bench-") as tmp, FleetProcess(
             fleet_map, Path(tmp), streams=True) as fleet:
         base = {"sample_s": args.sample_s, "timeout_s": args.timeout_s, "expected": expected,
-                "memory_mb": args.memory_mb}
+                "memory_mb": args.memory_mb, "profile": args.profile}
         for phase in phases:
             if phase == "curve":
                 for k in in_flight:

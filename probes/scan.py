@@ -2,7 +2,7 @@
 
 One broken camera never stops the rest: every target ends in exactly one :class:`Observation`, whatever
 happens to it. Stream checks (blocking PyAV packet readers) run in a thread pool sized from a memory budget
-(:func:`probes.stream.stream_concurrency`), under the same per-host limit and at most ``stream_per_site``
+(:func:`probes.stream_budget.stream_concurrency`), under the same per-host limit and at most ``stream_per_site``
 at once per site (a site's uplink, or a recorder serving many channels, must not be flooded).
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import os
@@ -21,6 +22,8 @@ from urllib.parse import urlsplit
 from probes.onvif import OnvifReadout, probe_onvif_detailed
 from probes.results import Observation, ProbeStatus, StreamCheck, utc_now_iso
 from probes.soap import HostLimiter
+from probes.stream_budget import DEFAULT_SAMPLE_S, stream_concurrency
+from probes.stream_worker import StreamWorker
 from probes.targets import Credential, Target
 
 __all__ = ["Target", "Credential", "probe_many", "probe_many_sync", "probe_one", "ProgressCallback",
@@ -64,12 +67,11 @@ def current_rss_mb() -> float:
     return 0.0
 
 
-def plan_stream_checks(memory_mb: float | None, cap: int | None) -> int:
-    """Stream checks at once: as many packet readers as fit in the memory budget, at most ``cap``."""
-    from probes.stream import DEFAULT_DECODERS, stream_concurrency
-
+def plan_stream_checks(memory_mb: float | None, cap: int | None, *, other_mb: float = 0.0) -> int:
+    """Stream checks at once: as many packet readers as fit in the memory budget beside this process (and
+    ``other_mb``, the stream checker process), at most ``cap``."""
     return stream_concurrency(memory_mb or DEFAULT_STREAM_MEMORY_MB, cap or DEFAULT_STREAM_WORKERS,
-                              base_mb=current_rss_mb(), decoders=DEFAULT_DECODERS.size)
+                              base_mb=current_rss_mb() + other_mb)
 
 
 async def probe_many(targets: Iterable[Target], credentials: CredentialSource, *, concurrency: int = 64,
@@ -97,14 +99,17 @@ async def probe_many(targets: Iterable[Target], credentials: CredentialSource, *
     if stream_per_site < 1:
         raise ValueError(f"stream_per_site must be at least 1, got {stream_per_site}")
     limiter = HostLimiter(per_host_limit)
-    executor = slots = sites = None
+    executor: StreamWorker | None = None
+    slots = sites = None
     readers = 0
     if with_streams:
-        readers = plan_stream_checks(stream_memory_mb, stream_workers)
+        # The checks run in a process of their own (probes/stream_worker.py: its own GIL), sized from the
+        # memory budget once that process is up and its own memory is known.
+        executor = await asyncio.to_thread(StreamWorker, stream_workers or DEFAULT_STREAM_WORKERS)
+        readers = plan_stream_checks(stream_memory_mb, stream_workers, other_mb=executor.rss_mb)
         LOGGER.info("stream checks: %d at once (memory budget %s MB, cap %s), %d per site", readers,
                     stream_memory_mb or DEFAULT_STREAM_MEMORY_MB, stream_workers or DEFAULT_STREAM_WORKERS,
                     stream_per_site)
-        executor = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="stream-check")
         # One slot per worker thread: a check's time limit starts when a thread is free to run it, so
         # checks waiting their turn are never reported as timed out.
         slots = asyncio.Semaphore(readers)
@@ -141,13 +146,13 @@ async def probe_many(targets: Iterable[Target], credentials: CredentialSource, *
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         if executor is not None:
-            # Running checks end on their own OpenCV timeouts; do not block the caller on them.
-            executor.shutdown(wait=False, cancel_futures=True)
+            # All checks are done unless the scan was cancelled: then the checker process is ended.
+            await asyncio.to_thread(executor.close)
 
 
 async def probe_one(target: Target, credentials: CredentialSource, *, limiter: HostLimiter | None = None,
                     timeout_s: float = 5.0, with_streams: bool = False, stream_timeout_s: float = 10.0,
-                    executor: ThreadPoolExecutor | None = None, stream_profiles: str = "first",
+                    executor: "ThreadPoolExecutor | StreamWorker | None" = None, stream_profiles: str = "first",
                     sample_s: float | None = None, stream_slots: asyncio.Semaphore | None = None,
                     onvif_slots: asyncio.Semaphore | None = None, sites: "_SiteLimiter | None" = None) -> Observation:
     """Probe one target (ONVIF, then streams if asked); always returns an observation.
@@ -179,11 +184,9 @@ async def probe_one(target: Target, credentials: CredentialSource, *, limiter: H
 
 
 async def _stream_checks(readout: OnvifReadout, limiter: HostLimiter | None, timeout_s: float,
-                         executor: ThreadPoolExecutor | None, which: str, sample_s: float | None,
+                         executor: "ThreadPoolExecutor | StreamWorker | None", which: str, sample_s: float | None,
                          slots: asyncio.Semaphore | None = None, sites: "_SiteLimiter | None" = None
                          ) -> list[StreamCheck]:
-    from probes.stream import DEFAULT_SAMPLE_S, check_stream  # PyAV is imported only when streams are checked
-
     sample_s = sample_s or DEFAULT_SAMPLE_S
     profiles = [p for p in readout.observation.profiles if p.token in readout.stream_uris]
     if which == "first":
@@ -198,15 +201,19 @@ async def _stream_checks(readout: OnvifReadout, limiter: HostLimiter | None, tim
         uri = readout.stream_uris[prof.token]
         host = urlsplit(uri).hostname or readout.observation.host
 
-        def run(uri: str = uri, token: str = prof.token) -> StreamCheck:
-            return check_stream(uri, username=user, password=password, profile_token=token, sample_s=sample_s,
-                                timeout_s=timeout_s)
+        kwargs = {"uri": uri, "username": user, "password": password, "profile_token": prof.token,
+                  "sample_s": sample_s, "timeout_s": timeout_s}
 
-        async def in_thread() -> StreamCheck:
+        async def in_thread(kwargs: dict = kwargs) -> StreamCheck:
             if slots is not None:
                 await slots.acquire()  # wait for a free thread before the clock starts
             try:
-                future = loop.run_in_executor(executor, run)
+                if isinstance(executor, StreamWorker):
+                    future = asyncio.wrap_future(executor.submit(**kwargs))
+                else:  # probe_one alone: in this process (PyAV is imported only when streams are checked)
+                    from probes.stream import check_stream
+
+                    future = loop.run_in_executor(executor, functools.partial(check_stream, **kwargs))
             except BaseException:
                 if slots is not None:
                     slots.release()

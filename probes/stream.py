@@ -21,7 +21,6 @@ logged uses :func:`probes.results.redact_uri`.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -34,19 +33,14 @@ import cv2
 import numpy as np
 
 from probes.results import StreamCheck, redact_uri
+from probes.stream_budget import DECODER_MB, DEFAULT_DECODERS, DEFAULT_SAMPLE_S, READER_MB, stream_concurrency
 
 LOGGER = logging.getLogger(__name__)
 
 __all__ = ["check_stream", "ImageChecks", "DecoderPool", "PacketSample", "image_checks", "codec_name",
-           "stream_concurrency", "with_credentials", "DEFAULT_SAMPLE_S", "READER_MB", "DECODER_MB"]
+           "stream_concurrency", "with_credentials", "DEFAULT_SAMPLE_S", "READER_MB", "DECODER_MB",
+           "SHARED_DECODERS"]
 
-#: Stream time read per check when no second keyframe ends the sample earlier (a setting in the app).
-DEFAULT_SAMPLE_S = 2.5
-#: Memory of one packet reader in flight (FFmpeg RTSP session, packet list, two keyframe payloads),
-#: measured with benchmarks/stream_checks.py at 1080p 4 Mbit/s; used to turn a memory budget into readers.
-READER_MB = 4.0
-#: Memory of one decoder at work on a 1080p keyframe (decoder context, frame pool, grey/thumbnail copies).
-DECODER_MB = 25.0
 THUMBNAIL_WIDTH = 240
 CHECK_WIDTH = 320  # the image checks work on a grey copy this wide
 BLACK_MEAN = 16.0  # mean grey level below which a frame reads as black (0-255)
@@ -82,12 +76,6 @@ def codec_name(fourcc: float | int | str) -> str | None:
         return None
     raw = value.to_bytes(4, "little").decode("latin-1").strip("\x00 ").lower()
     return _FOURCC.get(raw, raw.upper() or None)
-
-
-def stream_concurrency(memory_mb: float, cap: int, *, base_mb: float, decoders: int) -> int:
-    """Packet readers that fit in ``memory_mb`` beside ``base_mb`` already used and the decoder pool."""
-    spare = memory_mb - base_mb - decoders * DECODER_MB
-    return max(1, min(cap, int(spare // READER_MB)))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -139,7 +127,7 @@ class DecoderPool:
     (memory for full-size pictures, CPU), while readers mostly wait for packets."""
 
     def __init__(self, size: int | None = None) -> None:
-        self.size = max(1, size or min(4, os.cpu_count() or 2))
+        self.size = max(1, size or DEFAULT_DECODERS)
         self._slots = threading.BoundedSemaphore(self.size)
 
     def decode(self, codec: str, extradata: bytes | None, packets: list[bytes], thumbnail: bool) -> Decoded:
@@ -149,7 +137,7 @@ class DecoderPool:
             return _decode(codec, extradata, packets, thumbnail)
 
 
-DEFAULT_DECODERS = DecoderPool()
+SHARED_DECODERS = DecoderPool()
 
 
 def _decode(codec: str, extradata: bytes | None, packets: list[bytes], thumbnail: bool) -> Decoded:
@@ -342,10 +330,11 @@ def check_stream(uri: str, *, username: str | None, password: str | None, profil
         except (av.error.ExitError, TimeoutError):
             return StreamCheck(profile_token, ok=False, error=_timeout_reason(uri, timeout_s))
         except (av.error.FFmpegError, OSError) as exc:
-            reason = diagnose_open_failure(uri, bool(username), min(3.0, timeout_s))
+            # The open already waited its timeout: a live RTSP server answers DESCRIBE within milliseconds.
+            reason = diagnose_open_failure(uri, bool(username), min(1.0, timeout_s))
             LOGGER.info("%s: stream did not open: %s (%s)", shown, reason, type(exc).__name__)
             return StreamCheck(profile_token, ok=False, error=reason)
-        return _judge(sample, profile_token, sample_s, timeout_s, thumbnail, decoders or DEFAULT_DECODERS)
+        return _judge(sample, profile_token, sample_s, timeout_s, thumbnail, decoders or SHARED_DECODERS)
     except Exception as exc:  # noqa: BLE001 - one broken stream must never stop a scan
         LOGGER.exception("%s: unexpected error in the stream check", shown)
         return StreamCheck(profile_token, ok=False, error=f"unexpected {type(exc).__name__}: {exc}")

@@ -15,7 +15,7 @@ import pytest
 
 from probes.results import ProbeStatus
 from probes.scan import Credential, Target, current_rss_mb, plan_stream_checks, probe_many_sync, site_of_host
-from probes.stream import DECODER_MB, DEFAULT_DECODERS, READER_MB, stream_concurrency
+from probes.stream_budget import DECODER_MB, DEFAULT_DECODERS, READER_MB, stream_concurrency
 
 
 def test_concurrency_comes_from_the_memory_budget_and_the_cap():
@@ -25,9 +25,9 @@ def test_concurrency_comes_from_the_memory_budget_and_the_cap():
     assert stream_concurrency(100, 1000, base_mb=200, decoders=2) == 1  # over budget already: one at a time
     doubled = stream_concurrency(1200, 10_000, base_mb=200, decoders=2)
     assert doubled > 2 * stream_concurrency(600, 10_000, base_mb=200, decoders=2)
-    planned = plan_stream_checks(600, 10_000)
-    expected = (600 - current_rss_mb() - DEFAULT_DECODERS.size * DECODER_MB) // READER_MB
-    assert abs(planned - expected) <= 2  # RSS moves a little between the two readings
+    planned = plan_stream_checks(600, 10_000, other_mb=150)  # 150 MB: the stream checker process
+    expected = (600 - current_rss_mb() - 150 - DEFAULT_DECODERS * DECODER_MB) // READER_MB
+    assert abs(planned - expected) <= 5  # RSS moves a little between the two readings
 
 
 def test_site_of_a_host_is_its_lan():
@@ -49,7 +49,7 @@ class _CountingRtsp:
             sock.listen(32)
             sock.settimeout(0.1)
             self.socks.append(sock)
-        self.open = self.peak = 0
+        self.spans: list[list[float]] = []  # [first request, closed] per RTSP session
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self._serve, args=(s,), daemon=True) for s in self.socks]
@@ -67,7 +67,7 @@ class _CountingRtsp:
     def _hold(self, conn: socket.socket) -> None:
         # An RTSP session counts from its first request on (a bare connect that sends nothing, like the
         # probe's reachability test after a timeout, is not a stream session).
-        counted = False
+        span: list[float] | None = None
         conn.settimeout(0.1)
         try:
             while not self.stop.is_set():
@@ -77,18 +77,27 @@ class _CountingRtsp:
                     continue
                 if not data:
                     break  # the client gave up
-                if not counted:
-                    counted = True
+                if span is None:
+                    span = [time.monotonic(), float("inf")]
                     with self.lock:
-                        self.open += 1
-                        self.peak = max(self.peak, self.open)
+                        self.spans.append(span)
         except OSError:
             pass
         finally:
             conn.close()
-            if counted:
-                with self.lock:
-                    self.open -= 1
+            if span is not None:
+                span[1] = time.monotonic()
+
+    @property
+    def peak(self) -> int:
+        """Most sessions open at once; a session closing within 50 ms of another's start does not overlap it
+        (this server notices a close a moment after the client made it)."""
+        events = sorted([(start, 1) for start, _ in self.spans] + [(end - 0.05, -1) for _, end in self.spans])
+        peak = current = 0
+        for _, step in events:
+            current += step
+            peak = max(peak, current)
+        return peak
 
     def close(self) -> None:
         self.stop.set()
@@ -120,7 +129,7 @@ def test_at_most_n_stream_checks_per_site(per_site, site_of, most):
         finally:
             rtsp.close()
     if most == per_site:
-        assert rtsp.peak == per_site
+        assert rtsp.peak == per_site, sorted((round(a - rtsp.spans[0][0], 2), round(b - rtsp.spans[0][0], 2)) for a, b in rtsp.spans)
     else:  # all six at once (a connection closing as the next opens may be counted a moment late)
         assert rtsp.peak >= most - 1
     assert len(observations) == 6
@@ -128,5 +137,6 @@ def test_at_most_n_stream_checks_per_site(per_site, site_of, most):
         assert obs.status is ProbeStatus.OK, obs.error
         check = obs.stream_checks[0]
         assert not check.ok and ("no video within 1 s" in check.error or "did not answer" in check.error), check
-    # Each check costs its open timeout plus the DESCRIBE diagnosis (about 2 s): 3 rounds of 2, or 1 of 6.
-    assert elapsed < (6 / most) * 2.0 + 4.0
+    # Each check costs its open timeout plus a 1 s DESCRIBE diagnosis: 3 rounds of 2, or 1 of 6 (plus the
+    # checker process's start and the ONVIF reads on a loaded machine).
+    assert elapsed < (6 / most) * 2.0 + 8.0
