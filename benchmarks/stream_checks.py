@@ -75,6 +75,9 @@ def run_child(phase: str, spec: dict, fleet: FleetProcess, workdir: Path) -> dic
 
 def _figures(results: list[dict], wall: float, usage0: resource.struct_rusage, expected: dict) -> dict:
     usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    # The scan's stream checker process (probes/stream_worker.py) has ended by now: its CPU and peak RSS
+    # count as the checker's (the two processes run side by side, so their peaks are added).
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     errors: dict[str, int] = {}
     for r in results:
         if not r["ok"]:
@@ -82,8 +85,9 @@ def _figures(results: list[dict], wall: float, usage0: resource.struct_rusage, e
             errors[key] = errors.get(key, 0) + 1
     firsts = [r["first_frame_s"] for r in results if r.get("first_frame_s") is not None]
     return {"streams": len(results), "ok": sum(1 for r in results if r["ok"]), "wall_s": wall,
-            "cpu_s": (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime),
-            "peak_rss_mb": usage1.ru_maxrss / 1024, "errors": errors,
+            "cpu_s": (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
+            + kids.ru_utime + kids.ru_stime,
+            "peak_rss_mb": (usage1.ru_maxrss + kids.ru_maxrss) / 1024, "errors": errors,
             "first_frame_median_s": statistics.median(firsts) if firsts else None,
             "as_served": sum(1 for r in results if r["ok"] and list(expected.get(r["name"]) or ()) == [
                 r.get("width"), r.get("height"), r.get("codec")]),
@@ -143,7 +147,9 @@ def child_scan(spec: dict) -> dict:
     by_host = {c["host"]: c["name"] for c in cams}
     targets = [Target(c["host"], int(c["port"])) for c in cams]
     creds = [Credential(cams[0]["username"], cams[0]["password"])]
-    planned = plan_stream_checks(spec["memory_mb"], None)
+    from probes.stream_budget import CHECKER_BASE_MB
+
+    planned = plan_stream_checks(spec["memory_mb"], None, other_mb=CHECKER_BASE_MB)  # what probe_many plans
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
     started = time.monotonic()
     observations = probe_many_sync(targets, creds, with_streams=True, sample_s=spec["sample_s"],

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from probes.onvif import OnvifReadout, probe_onvif_detailed
 from probes.results import Observation, ProbeStatus, StreamCheck, utc_now_iso
 from probes.soap import HostLimiter
-from probes.stream_budget import DEFAULT_SAMPLE_S, stream_concurrency
+from probes.stream_budget import CHECKER_BASE_MB, DEFAULT_SAMPLE_S, stream_concurrency
 from probes.stream_worker import StreamWorker
 from probes.targets import Credential, Target
 
@@ -103,10 +103,10 @@ async def probe_many(targets: Iterable[Target], credentials: CredentialSource, *
     slots = sites = None
     readers = 0
     if with_streams:
-        # The checks run in a process of their own (probes/stream_worker.py: its own GIL), sized from the
-        # memory budget once that process is up and its own memory is known.
-        executor = await asyncio.to_thread(StreamWorker, stream_workers or DEFAULT_STREAM_WORKERS)
-        readers = plan_stream_checks(stream_memory_mb, stream_workers, other_mb=executor.rss_mb)
+        # The checks run in a process of their own (probes/stream_worker.py: its own GIL), started now so
+        # that its imports overlap the first ONVIF reads; its memory is the measured CHECKER_BASE_MB.
+        executor = StreamWorker(stream_workers or DEFAULT_STREAM_WORKERS)
+        readers = plan_stream_checks(stream_memory_mb, stream_workers, other_mb=CHECKER_BASE_MB)
         LOGGER.info("stream checks: %d at once (memory budget %s MB, cap %s), %d per site", readers,
                     stream_memory_mb or DEFAULT_STREAM_MEMORY_MB, stream_workers or DEFAULT_STREAM_WORKERS,
                     stream_per_site)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["DEFAULT_SAMPLE_S", "READER_MB", "DECODER_MB", "DEFAULT_DECODERS", "stream_concurrency"]
+__all__ = ["DEFAULT_SAMPLE_S", "READER_MB", "DECODER_MB", "CHECKER_BASE_MB", "DEFAULT_DECODERS", "stream_concurrency"]
 
 #: Stream time read per check when no second keyframe ends the sample earlier (a setting in the app).
 DEFAULT_SAMPLE_S = 2.5
@@ -17,6 +17,8 @@ DEFAULT_SAMPLE_S = 2.5
 READER_MB = 1.0
 #: Memory of one decoder at work (decoder context and frame pool for a 4K keyframe, check copies).
 DECODER_MB = 40.0
+#: Resident memory of the stream checker process before any check (Python, PyAV, OpenCV, NumPy), measured.
+CHECKER_BASE_MB = 130.0
 #: Decoders at once: one per core, at most 4 (decoding is the CPU-heavy part of a check).
 DEFAULT_DECODERS = max(1, min(4, os.cpu_count() or 2))
 

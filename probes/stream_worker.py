@@ -54,15 +54,16 @@ class StreamWorker:
     """A child process running :func:`probes.stream.check_stream` calls on a pool of ``threads``."""
 
     def __init__(self, threads: int) -> None:
-        """Start the child; its resident memory once ready is :attr:`rss_mb`."""
+        """Start the child without waiting for it (its imports take 1-2 s): requests queue in the pipe
+        meanwhile. Its resident memory once ready is :attr:`rss_mb`."""
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH", "")) if p)
         self.proc = subprocess.Popen([sys.executable, "-c", "from probes.stream_worker import main; main()",
                                       str(threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._out, self._in = self.proc.stdin, self.proc.stdout
-        ready = _recv(self._in)
-        self.rss_mb = float(ready.get("rss_mb", 0.0))
+        self.rss_mb: float | None = None
+        self.ready = threading.Event()
         self._ids = itertools.count()
         self._pending: dict[int, tuple[Future, str]] = {}
         self._lock = threading.Lock()
@@ -84,6 +85,11 @@ class StreamWorker:
         return future
 
     def _read(self) -> None:
+        try:
+            self.rss_mb = float(_recv(self._in).get("rss_mb", 0.0))
+        except (EOFError, OSError, pickle.UnpicklingError, AttributeError):
+            pass
+        self.ready.set()
         while True:
             try:
                 ident, result = _recv(self._in)
