@@ -13,7 +13,6 @@ import contextlib
 import functools
 import ipaddress
 import logging
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator, Callable, Iterable, Sequence
@@ -22,7 +21,7 @@ from urllib.parse import urlsplit
 from probes.onvif import OnvifReadout, probe_onvif_detailed
 from probes.results import Observation, ProbeStatus, StreamCheck, utc_now_iso
 from probes.soap import HostLimiter
-from probes.stream_budget import CHECKER_BASE_MB, DEFAULT_SAMPLE_S, stream_concurrency
+from probes.stream_budget import CHECKER_BASE_MB, DEFAULT_SAMPLE_S, current_rss_mb, stream_concurrency
 from probes.stream_worker import StreamWorker
 from probes.targets import Credential, Target
 
@@ -53,18 +52,6 @@ def site_of_host(host: str) -> str:
     if addr.version == 4:
         return str(ipaddress.ip_network(f"{addr}/24", strict=False))
     return str(ipaddress.ip_network(f"{addr}/64", strict=False))
-
-
-def current_rss_mb() -> float:
-    """Resident memory of this process now (Linux /proc; 0 elsewhere)."""
-    try:
-        with open(f"/proc/{os.getpid()}/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def plan_stream_checks(memory_mb: float | None, cap: int | None, *, other_mb: float = 0.0) -> int:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["DEFAULT_SAMPLE_S", "READER_MB", "DECODER_MB", "CHECKER_BASE_MB", "DEFAULT_DECODERS", "stream_concurrency"]
+__all__ = ["DEFAULT_SAMPLE_S", "READER_MB", "DECODER_MB", "CHECKER_BASE_MB", "DEFAULT_DECODERS", "stream_concurrency",
+           "current_rss_mb"]
 
 #: Stream time read per check when no second keyframe ends the sample earlier (a setting in the app).
 DEFAULT_SAMPLE_S = 2.5
@@ -27,3 +28,15 @@ def stream_concurrency(memory_mb: float, cap: int, *, base_mb: float, decoders: 
     """Packet readers that fit in ``memory_mb`` beside ``base_mb`` already used and the decoder pool."""
     spare = memory_mb - base_mb - decoders * DECODER_MB
     return max(1, min(cap, int(spare // READER_MB)))
+
+
+def current_rss_mb() -> float:
+    """Resident memory of this process now (Linux /proc; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{os.getpid()}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0

@@ -122,8 +122,8 @@ class StreamWorker:
 def main() -> None:
     """Child side: read requests from stdin, run each on a thread, write results to stdout."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    from probes.scan import current_rss_mb
     from probes.stream import check_stream
+    from probes.stream_budget import current_rss_mb
 
     requests, results = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write into the result pipe
