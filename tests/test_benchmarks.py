@@ -53,3 +53,25 @@ def test_stream_check_benchmark_measures_every_stream():
     assert "ratio scan / sequential" in out and "ratio curve@12 / decoder" in out
     assert re.search(r"targets \(scan\): [\d.]+ streams/s >= 20 (met|NOT met); [\d.]+ CPU-s/stream < 0.03 "
                      r"(met|NOT met); peak \d+ MB < 600 (met|NOT met)", out), out
+
+
+@pytest.mark.rtsp
+def test_province_benchmark_finds_every_fault_in_both_databases():
+    """A small province (3 sites of 4 cameras, the last of each faulty) end to end into SQLite and
+    PostgreSQL: every healthy stream measured, each fault reported as what it is, a projection printed."""
+    import os
+
+    from cctv_monitor.simulator.rtsp import rtsp_unavailable_reason
+
+    reason = rtsp_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    if not os.environ.get("CCTV_TEST_PG_URL"):
+        pytest.skip("CCTV_TEST_PG_URL is not set")
+    out = _run(str(BENCH / "province.py"), "--sites", "3", "--per-site", "4")
+    for label in ("sqlite", "postgresql"):
+        line = next(li for li in out.splitlines() if li.startswith(label))
+        assert re.search(r"12 cameras in [\d.]+ s = [\d.]+ cameras/s; 11 observations stored \(run completed\); "
+                         r"streams measured 9/9 healthy; faults found: offline 1/1, wrong_password 1/1, "
+                         r"stream_never_starts 1/1", line), out
+    assert len(re.findall(r"projected for 20,000 cameras: [\d.]+ min \(target < 20 min: (met|NOT met)\)", out)) == 2
