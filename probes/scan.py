@@ -133,7 +133,8 @@ async def probe_many(targets: Iterable[Target], credentials: CredentialSource, *
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         if executor is not None:
-            # All checks are done unless the scan was cancelled: then the checker process is ended.
+            # At once, so that even a cancelled wait below leaves a child that exits after its running checks.
+            executor.close_input()
             await asyncio.to_thread(executor.close)
 
 

@@ -104,12 +104,16 @@ class StreamWorker:
         for future, token in pending.values():
             future.set_result(StreamCheck(token, ok=False, error="the stream checker process ended unexpectedly"))
 
-    def close(self) -> None:
-        """Close the child's stdin (it finishes running checks and exits); kill it if it does not."""
+    def close_input(self) -> None:
+        """Close the child's stdin: it finishes the checks it runs and exits (never blocks)."""
         try:
             self._out.close()
         except OSError:
             pass
+
+    def close(self) -> None:
+        """Close the child's stdin, wait for it to exit; kill it if it does not within 30 s."""
+        self.close_input()
         try:
             self.proc.wait(30)
         except subprocess.TimeoutExpired:
