@@ -1147,7 +1147,10 @@ async def _probe_and_record(app: Flask, recorder: ScanRecorder, targets: list[Ta
     async for obs in probe_many(targets, creds, concurrency=int(app.config.get("PROBE_CONCURRENCY", 64)),
                                 per_host_limit=int(app.config.get("PROBE_PER_HOST_LIMIT", 2)),
                                 with_streams=with_streams, timeout_s=float(app.config.get("PROBE_TIMEOUT_S", 5.0)),
-                                stream_workers=int(app.config.get("STREAM_WORKERS", 12)),
+                                stream_workers=int(app.config.get("STREAM_WORKERS", 128)),
+                                stream_memory_mb=float(app.config.get("STREAM_MEMORY_MB", 600.0)),
+                                stream_per_site=int(app.config.get("STREAM_PER_SITE", 4)),
+                                sample_s=float(app.config.get("STREAM_SAMPLE_S", 2.5)),
                                 stream_timeout_s=float(app.config.get("STREAM_TIMEOUT_S", 10.0))):
         if obs.status in SILENT:
             silent.append(obs)
