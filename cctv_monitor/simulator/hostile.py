@@ -77,7 +77,9 @@ async def reset_mid_reply(request: web.Request, data: bytes, fraction: float) ->
 
 async def endless(request: web.Request, data: bytes, params: Mapping[str, Any]) -> web.StreamResponse:
     """A chunked reply that starts like the real one and never ends (padding inside an element)."""
-    rate_kbps = float(params.get("rate_kbps", 0))  # 0: as fast as the client reads
+    # 1 MB/s by default: the 2 MB cap is met well inside a 5 s deadline without the fleet process (one
+    # event loop for every camera) burning its CPU on padding; 0: as fast as the client reads
+    rate_kbps = float(params.get("rate_kbps", 1024))
     resp = web.StreamResponse(headers={"Content-Type": SOAP_CT})
     resp.enable_chunked_encoding()
     await resp.prepare(request)
