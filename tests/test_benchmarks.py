@@ -47,3 +47,16 @@ def test_stream_check_benchmark_measures_every_stream():
     assert re.search(r"3 streams\s+3 ok \(3 at 1920x1080 H264\), ONVIF 3/3 ok", out), out
     assert re.search(r"1 streams\s+1 ok", out), out
     assert "ratio scan / sequential" in out
+
+
+def test_dashboard_load_benchmark_runs_on_both_databases(db_url):
+    """A short load (5 users, 8 s, 12-camera scans): every request kind measured, no error, targets printed."""
+    out = _run(str(BENCH / "dashboard_load.py"), "--users", "5", "--duration", "8", "--think-s", "0.2",
+               "--cameras", "12", "--delay-ms", "5", "--database", db_url)
+    for kind in ("overview", "devices", "device", "export", "api"):
+        line = next(li for li in out.splitlines() if li.startswith(kind + " "))
+        requests, errors = int(line.split()[1]), int(line.split()[-1])
+        assert requests >= 1 and errors == 0, line
+    assert re.search(r"scans meanwhile: [1-9]\d* of 12 cameras", out), out
+    assert "target 0 errors: met (0)" in out, out
+    assert re.search(r"target p90 < 500 ms for every kind: (met|NOT met)", out), out
