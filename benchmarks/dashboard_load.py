@@ -41,7 +41,9 @@ REPO = HERE.parent
 CLI = Path(sys.executable).with_name("cctv-monitor")
 KINDS = ("overview", "devices", "device", "export", "api")
 P90_TARGET_MS = 500.0
-FLEET_BASE = "127.66.0.0"  # away from the demo (127.0.x), the tests and the other benchmarks
+# away from the demo (127.0.x), the tests and the other benchmarks; third octets 16+ so that the generated
+# MACs (OUI + 3rd and 4th octet) never equal those of the sample data's register (127.0.1-4.x)
+FLEET_BASE = "127.66.16.0"
 
 
 def percentile(values: list[float], pct: float) -> float:
