@@ -77,7 +77,7 @@ def seed(url: str, instance: Path, users: int) -> tuple[list[int], str]:
 
 
 def child_scans(spec: dict) -> dict:
-    """``run_scan`` over the fleet's range, back to back, until ``spec["until"]`` (wall clock)."""
+    """``run_scan`` over the fleet's range, back to back, until the file ``spec["stop_file"]`` exists."""
     from cctv_monitor import create_app
     from cctv_monitor.db import get_db
     from cctv_monitor.scanning import run_scan
@@ -86,7 +86,7 @@ def child_scans(spec: dict) -> dict:
     app = create_app({"DATABASE_URL": spec["database"], "SECRET_KEY": "benchmark",
                       "INSTANCE_PATH": spec["instance"], "ONVIF_PORTS": spec["ports"], "SCHEDULER_ENABLED": False})
     walls = []
-    while time.time() < spec["until"]:
+    while not Path(spec["stop_file"]).exists():
         started = time.monotonic()
         run_scan(app, "range", spec["ranges"], credentials=[Credential(*spec["credential"])],
                  deliver_alerts=False, trigger="benchmark")
@@ -116,59 +116,82 @@ def _url_for(kind: str, rng: random.Random, device_ids: list[int]) -> str:
     return f"/api/v1/devices?per_page=50&page={rng.randint(1, 3)}"
 
 
-async def user(index: int, base: str, password: str, until: float, think_s: float, device_ids: list[int],
-               samples: dict[str, list[float]], errors: dict[str, list[str]], *, warm_up: bool = False) -> None:
-    """Sign in, then request / think until ``until`` (monotonic); ``warm_up``: each kind once, unmeasured."""
+async def sign_in(http: Any, index: int, password: str) -> str | None:
+    """Log user ``index`` in through the form (CSRF token included); None, or what went wrong."""
     import aiohttp
 
-    rng = random.Random(index)
-    limit = aiohttp.ClientTimeout(total=30)
-    # unsafe: the server is an IP address, whose cookies aiohttp would otherwise drop
-    async with aiohttp.ClientSession(base, cookie_jar=aiohttp.CookieJar(unsafe=True), timeout=limit) as http:
+    try:
         async with http.get("/login") as resp:
             page = await resp.text()
         token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
         form = {"username": f"load-{index:03d}", "password": password, "csrf_token": token.group(1) if token else ""}
         async with http.post("/login", data=form, allow_redirects=False) as resp:
-            if resp.status != 302:
-                errors["login"].append(f"user {index}: log-in answered {resp.status}")
-                return
-        if warm_up:  # templates compiled, caches filled: the figures are those of a running server
-            for kind in KINDS:
-                async with http.get(_url_for(kind, rng, device_ids), allow_redirects=False) as resp:
-                    await resp.read()
-            return
-        await asyncio.sleep(rng.uniform(0, think_s))  # users do not all start in the same instant
-        turn = index
-        while time.monotonic() < until:
-            kind = KINDS[turn % len(KINDS)]
-            turn += 1
-            url = _url_for(kind, rng, device_ids)
-            started = time.perf_counter()
-            try:
-                async with http.get(url, allow_redirects=False) as resp:
-                    await resp.read()
-                    status = resp.status
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                errors[kind].append(f"{url}: {type(exc).__name__} {exc}")
-                continue
-            samples[kind].append((time.perf_counter() - started) * 1000)
-            if status != 200:
-                errors[kind].append(f"{url}: HTTP {status}")
-            await asyncio.sleep(think_s)
+            return None if resp.status == 302 else f"user {index}: log-in answered {resp.status}"
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        return f"user {index}: log-in failed: {type(exc).__name__} {exc}"
+
+
+async def user(index: int, http: Any, until: float, think_s: float, device_ids: list[int],
+               samples: dict[str, list[float]], errors: dict[str, list[str]]) -> None:
+    """Request / think until ``until`` (monotonic), cycling through the kinds."""
+    import aiohttp
+
+    rng = random.Random(index)
+    await asyncio.sleep(rng.uniform(0, think_s))  # users do not all start in the same instant
+    turn = index
+    while time.monotonic() < until:
+        kind = KINDS[turn % len(KINDS)]
+        turn += 1
+        url = _url_for(kind, rng, device_ids)
+        started = time.perf_counter()
+        try:
+            async with http.get(url, allow_redirects=False) as resp:
+                await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            errors[kind].append(f"{url}: {type(exc).__name__} {exc}")
+            continue
+        samples[kind].append((time.perf_counter() - started) * 1000)
+        if status != 200:
+            errors[kind].append(f"{url}: HTTP {status}")
+        await asyncio.sleep(think_s)
 
 
 async def load(base: str, users: int, password: str, duration: float, think_s: float,
                device_ids: list[int]) -> tuple[dict[str, list[float]], dict[str, list[str]], float]:
-    """All users at once; (latencies per kind in ms, errors per kind, seconds of load)."""
+    """Sign everyone in (a few at a time: password hashing is meant to be slow), warm the server up, then
+    all users at once; (latencies per kind in ms, errors per kind, seconds of load)."""
+    import aiohttp
+
     samples: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, list[str]] = defaultdict(list)
-    await user(users, base, password, 0, 0, device_ids, samples, errors, warm_up=True)
-    started = time.monotonic()
-    until = started + duration
-    await asyncio.gather(*(user(i, base, password, until, think_s, device_ids, samples, errors)
-                           for i in range(users)))
-    return samples, errors, time.monotonic() - started
+    limit = aiohttp.ClientTimeout(total=30)
+    # unsafe: the server is an IP address, whose cookies aiohttp would otherwise drop
+    sessions = [aiohttp.ClientSession(base, cookie_jar=aiohttp.CookieJar(unsafe=True), timeout=limit)
+                for _ in range(users + 1)]
+    try:
+        gate = asyncio.Semaphore(4)
+
+        async def signed(i: int) -> None:
+            async with gate:
+                problem = await sign_in(sessions[i], i, password)
+            if problem:
+                errors["login"].append(problem)
+
+        await asyncio.gather(*(signed(i) for i in range(users + 1)))
+        warm = sessions[users]  # the extra user: each kind once, unmeasured (templates compiled, caches filled)
+        rng = random.Random(users)
+        for kind in KINDS:
+            async with warm.get(_url_for(kind, rng, device_ids), allow_redirects=False) as resp:
+                await resp.read()
+        started = time.monotonic()
+        until = started + duration
+        await asyncio.gather(*(user(i, sessions[i], until, think_s, device_ids, samples, errors)
+                               for i in range(users)))
+        return samples, errors, time.monotonic() - started
+    finally:
+        for http in sessions:
+            await http.close()
 
 
 def _wait_listening(port: int, proc: subprocess.Popen, timeout_s: float = 60) -> None:
@@ -239,7 +262,7 @@ def main() -> int:
                 spec = work / "scans.json"
                 spec.write_text(json.dumps({
                     "database": url, "instance": str(instance), "ports": [int(fleet.cameras[0]["port"])],
-                    "ranges": ",".join(ranges), "until": time.time() + args.duration,
+                    "ranges": ",".join(ranges), "stop_file": str(work / "stop"),
                     "credential": [fleet.cameras[0]["username"], fleet.cameras[0]["password"]]}))
                 scanner = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", "scans",
                                             str(spec)], cwd=REPO, stdout=subprocess.PIPE, text=True,
@@ -247,6 +270,7 @@ def main() -> int:
                 log(f"load: {args.users} users for {args.duration:g} s against http://127.0.0.1:{port}/ ...")
                 samples, errors, wall = asyncio.run(load(f"http://127.0.0.1:{port}", args.users, password,
                                                          args.duration, args.think_s, device_ids))
+                (work / "stop").touch()
                 log("waiting for the scan in progress to finish ...")
                 out, _ = scanner.communicate(timeout=1800)
                 scans = json.loads(out.strip().splitlines()[-1]) if scanner.returncode == 0 else None

@@ -87,3 +87,28 @@ def end(proc: subprocess.Popen, sig: int = signal.SIGTERM, *, timeout_s: float =
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def run(cmd: Sequence[str], *, timeout_s: float, cwd: str | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Like ``subprocess.run(capture_output=True, text=True)``, in a session of its own: on timeout (or any
+    error) everything it started is killed too, and afterwards no process it started may be left."""
+    proc = subprocess.Popen(list(cmd), cwd=cwd, env=env if env is not None else dict(os.environ),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+        deadline = time.monotonic() + 5
+        while session_members(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = session_members(proc.pid)
+        assert not left, f"processes left behind by {list(cmd)[:3]}: {left}"
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    finally:
+        for pid in session_members(proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

@@ -4,19 +4,20 @@ speed targets live in the scripts' output, never in timed tests)."""
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from process_helpers import run
 
 pytestmark = pytest.mark.slow
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 def _run(*args: str) -> str:
-    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=600,
-                            cwd=BENCH.parent)
+    # its own session: a benchmark's fleet and server processes end with it, also on a timeout
+    result = run([sys.executable, *args], timeout_s=600, cwd=str(BENCH.parent))
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from cctv_monitor.simulator.faults import HOSTILE, fault_matrix_fleet
 from cctv_monitor.simulator.testing import running_fleet
 from probes.scan import probe_many
 from probes.targets import Credential, Target
+from process_helpers import run
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -79,8 +79,8 @@ def test_drip_and_raw_garbage_are_what_they_claim_on_the_wire():
 def test_fault_matrix_scan_of_500_cameras_meets_its_bounds():
     """Every quirk and behaviour three times among 440 healthy cameras, one ONVIF scan: all outcomes as
     documented, time within healthy + two probe timeouts, scanning process under 400 MB."""
-    result = subprocess.run([sys.executable, str(BENCH / "fault_matrix.py"), "--healthy", "440", "--copies", "3"],
-                            capture_output=True, text=True, timeout=900, cwd=BENCH.parent)
+    result = run([sys.executable, str(BENCH / "fault_matrix.py"), "--healthy", "440", "--copies", "3"],
+                 timeout_s=900, cwd=str(BENCH.parent))
     out = result.stdout
     assert result.returncode == 0, out + result.stderr[-3000:]
     cameras = int(re.search(r"fault matrix: (\d+) cameras", out).group(1))
