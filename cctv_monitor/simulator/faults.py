@@ -30,6 +30,7 @@ HOSTILE: dict[str, tuple[dict[str, Any], str]] = {
                   "malformed_reply"),  # announced length over the cap: refused before reading
     "huge_64mb_chunked": ({"name": "huge_reply", "size_mb": 64, "chunked": True,
                            "operation": "GetSystemDateAndTime"}, "malformed_reply"),  # cap while reading
+    "gzip_bomb": ({"name": "gzip_bomb"}, "malformed_reply"),  # 250 kB inflating to 256 MB: cap after inflating
 }
 
 

@@ -28,7 +28,7 @@ REAL_QUIRKS = (
 )
 #: Hostile wire behaviours of the fault matrix (simulator/faults.py): replies that never end, break off,
 #: are noise or drip.
-HOSTILE_QUIRKS = ("endless_reply", "reset_mid_reply", "garbage", "drip")
+HOSTILE_QUIRKS = ("endless_reply", "reset_mid_reply", "garbage", "drip", "gzip_bomb")
 QUIRKS = REAL_QUIRKS + HOSTILE_QUIRKS
 HOSTILE_NAME = '<script>alert(1)</script>'
 HOSTILE_LOCATION = '"><img src=x onerror=alert(2)>'

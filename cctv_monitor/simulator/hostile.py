@@ -8,9 +8,11 @@ documented in config/fleets/FORMAT.md.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import struct
+import zlib
 from typing import Any, Mapping
 
 from aiohttp import web
@@ -121,3 +123,21 @@ async def huge(request: web.Request, data: bytes, size_mb: float, *, chunked: bo
     except (ConnectionError, RuntimeError):  # the client refused the rest (its size cap): expected
         pass
     return resp
+
+
+@functools.lru_cache(maxsize=4)
+def gzip_body(size_mb: int) -> bytes:
+    """A gzip member of ``size_mb`` MB: an envelope start and spaces (about 1/1000 of that compressed)."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)  # about 1000-fold for spaces
+    block = b" " * (1024 * 1024)
+    parts = [comp.compress(b'<?xml version="1.0"?><env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope">')]
+    parts.extend(comp.compress(block) for _ in range(size_mb))
+    parts.append(comp.flush())
+    return b"".join(parts)
+
+
+async def gzip_bomb(size_mb: int) -> web.Response:
+    """HTTP 200 whose small gzip body (``Content-Encoding: gzip``) inflates to ``size_mb`` MB."""
+    # made once per size, off the event loop: every other camera of the fleet keeps answering meanwhile
+    body = await asyncio.get_running_loop().run_in_executor(None, gzip_body, size_mb)
+    return web.Response(body=body, headers={"Content-Encoding": "gzip", "Content-Type": SOAP_CT})

@@ -149,6 +149,9 @@ class OnvifFleetServer:
                 raise OSError(exc.errno, f"camera {b.spec.name}: cannot listen on {b.host}:{b.onvif_port}: "
                                          f"{exc.strerror}") from exc
         self._by_addr = {(b.host, b.onvif_port): b for b in self.bindings}
+        # compression bombs are made once, before the first request, so none of them waits for its body
+        for size in {int(q.get("size_mb", 256)) for b in self.bindings if (q := b.spec.quirk("gzip_bomb")) is not None}:
+            await asyncio.get_running_loop().run_in_executor(None, hostile.gzip_body, size)
 
     async def stop(self) -> None:
         """Close every site and pending connection."""
@@ -373,6 +376,8 @@ class OnvifFleetServer:
 
     async def _hostile(self, request: web.Request, cam: CameraSpec, data: bytes) -> web.StreamResponse | None:
         """The fault matrix's behaviours that damage the reply itself (None: answer normally)."""
+        if (q := cam.quirk("gzip_bomb")) is not None:
+            return await hostile.gzip_bomb(int(q.get("size_mb", 256)))
         if (q := cam.quirk("garbage")) is not None:  # mode http (raw mode never gets here)
             return hostile.garbage_http(int(q.get("size", 4096)))
         if (q := cam.quirk("drip")) is not None:
