@@ -49,7 +49,3 @@ def stop_signals() -> Iterator[None]:
         for sig, old in previous.items():
             signal.signal(sig, old if old is not None else signal.SIG_DFL)
 
-
-def stopping() -> bool:
-    """True once a stop signal arrived inside :func:`stop_signals` (clean-up is under way)."""
-    return bool(_state["stopping"])
