@@ -199,7 +199,7 @@ def test_check_prints_one_line_per_camera_and_detail_on_request(runner, project)
     camera_lines = [line for line in short.output.splitlines() if "127.79.1.1" in line and ":8000" in line]
     assert len(camera_lines) == 3  # one line per camera
     locked = next(line for line in camera_lines if "127.79.1.13" in line)
-    assert "FAIL" in locked and "ONVIF: all 1 credential(s) rejected" in locked
+    assert "FAIL" in locked and "ONVIF: wrong password: all 1 credential(s) rejected" in locked
     assert "(each requirement of each camera: --detail)" in short.output
     detail = runner.invoke(cli, args=["check", "--project", "TEST-FU", "--no-streams", "--detail"])
     rows = [line for line in detail.output.splitlines() if "127.79.1.11:8000" in line]
