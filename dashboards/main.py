@@ -67,12 +67,14 @@ def overview() -> Any:
     agencies = queries.agency_status_counts(session, filters, current_user)
     trend = queries.status_trend(session, filters, current_user)
     charts = {
-        "agency": figures.to_json(figures.agency_bars(agencies, lang)),
-        "trend": figures.to_json(figures.trend(trend, lang)),
-        "resolution": figures.to_json(figures.pie(queries.resolution_mix(session, filters, current_user),
-                                                  "chart_resolution", lang)),
-        "codec": figures.to_json(figures.pie(queries.codec_mix(session, filters, current_user), "chart_codec", lang)),
-        "findings": figures.to_json(figures.findings_bars(queries.top_findings(session, filters, current_user), lang)),
+        "agency": figures.cached_json(figures.agency_bars, agencies, lang),
+        "trend": figures.cached_json(figures.trend, trend, lang),
+        "resolution": figures.cached_json(figures.pie, queries.resolution_mix(session, filters, current_user),
+                                          lang, "chart_resolution"),
+        "codec": figures.cached_json(figures.pie, queries.codec_mix(session, filters, current_user), lang,
+                                     "chart_codec"),
+        "findings": figures.cached_json(figures.findings_bars, queries.top_findings(session, filters, current_user),
+                                        lang),
     }
     return render_template("overview.html", counts=counts, charts=charts, filters=filters,
                            options=queries.filter_options(session, current_user),
