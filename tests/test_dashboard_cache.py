@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from cctv_monitor.scanning import run_scan
-from dashboards import figures
+from dashboards import figures, overview_cache
 from dashboards.security import save_user
 from scan_helpers import add_project
 from tests.dashboard_helpers import login
@@ -65,6 +65,7 @@ def test_cached_overview_changes_after_a_scan_finishes(app, session):
     save_user(session, "cache-admin", password="cache-pass-2567", role="admin", language="en")
     session.commit()
     figures._cache.clear()
+    overview_cache.clear()
     client = app.test_client()
     assert login(client, "cache-admin", "cache-pass-2567").status_code == 302
 

@@ -1,0 +1,73 @@
+"""The overview's figures and counts, kept per (filters, agency scope, language) while the data stays the same.
+
+Every overview runs eight aggregate queries and builds five plotly figures (about 250 ms of CPU); with many
+users on the page, that work repeats with the same answer. An entry is reused while the *data version*
+is unchanged: a handful of cheap aggregates, read from the database on every request so that a scan or an
+edit in another process is seen at once. The version moves when a scan starts or finishes, a device
+appears or changes status, or the register changes. What a running scan changes without changing a
+status (a resolution, a codec, a finding) shows within :data:`MAX_AGE_S` seconds at most.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date
+from collections import OrderedDict
+from typing import Any, Callable
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cctv_monitor.models import Device, RegisterEntry, ScanRun
+from dashboards.queries import DeviceFilters
+from dashboards.security import visible_agency_ids
+
+#: Longest time an entry is reused even when the data version has not moved.
+MAX_AGE_S = 15.0
+#: Entries kept (each a few tens of kB of figure JSON).
+SIZE = 128
+
+_entries: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], float, dict[str, Any]]] = OrderedDict()
+_lock = threading.Lock()
+
+
+def data_version(session: Session) -> tuple[Any, ...]:
+    """What the overview depends on, reduced to a few aggregates (one round trip)."""
+    stmt = select(
+        select(func.max(ScanRun.id)).scalar_subquery(),
+        select(func.max(ScanRun.finished)).scalar_subquery(),
+        select(func.count(Device.id)).scalar_subquery(),
+        select(func.max(Device.status_changed)).scalar_subquery(),
+        select(func.count(RegisterEntry.id)).scalar_subquery(),
+        select(func.max(RegisterEntry.updated)).scalar_subquery(),
+    )
+    return tuple(session.execute(stmt).one())
+
+
+def overview_context(session: Session, filters: DeviceFilters, user: Any, lang: str,
+                     build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``build()`` (the overview's template context), or the one built for the same key and data version."""
+    scope = visible_agency_ids(user)
+    key = (str(session.get_bind().url), lang, tuple(sorted(filters.args().items())),
+           None if scope is None else tuple(scope), date.today())
+    version = data_version(session)
+    now = time.monotonic()
+    with _lock:
+        hit = _entries.get(key)
+        if hit is not None and hit[0] == version and now - hit[1] < MAX_AGE_S:
+            _entries.move_to_end(key)
+            return hit[2]
+    context = build()
+    with _lock:
+        _entries[key] = (version, now, context)
+        _entries.move_to_end(key)
+        while len(_entries) > SIZE:
+            _entries.popitem(last=False)
+    return context
+
+
+def clear() -> None:
+    """Forget every entry (tests, or after a bulk change made outside the usual paths)."""
+    with _lock:
+        _entries.clear()
