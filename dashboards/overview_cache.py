@@ -3,9 +3,10 @@
 Every overview runs eight aggregate queries and builds five plotly figures (about 250 ms of CPU); with many
 users on the page, that work repeats with the same answer. An entry is reused while the *data version*
 is unchanged: a handful of cheap aggregates, read from the database on every request so that a scan or an
-edit in another process is seen at once. The version moves when a scan starts or finishes, a device
-appears or changes status, or the register changes. What a running scan changes without changing a
-status (a resolution, a codec, a finding) shows within :data:`MAX_AGE_S` seconds at most.
+edit in another process is seen. A scan that starts or finishes and a register change show at once; so
+does a device that appears or changes status while no scan runs. While a scan runs (it changes devices
+one by one, which would make every request rebuild), and for changes that move no aggregate (a codec, a
+finding), the overview is at most :data:`MAX_AGE_S` seconds behind.
 """
 
 from __future__ import annotations
@@ -28,21 +29,23 @@ MAX_AGE_S = 15.0
 #: Entries kept (each a few tens of kB of figure JSON).
 SIZE = 128
 
-_entries: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], float, dict[str, Any]]] = OrderedDict()
+_entries: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], tuple[Any, ...], float, dict[str, Any]]] = OrderedDict()
 _lock = threading.Lock()
 
 
-def data_version(session: Session) -> tuple[Any, ...]:
-    """What the overview depends on, reduced to a few aggregates (one round trip)."""
+def data_version(session: Session) -> tuple[tuple[Any, ...], tuple[Any, ...], bool]:
+    """(scans and register, devices, whether a scan is running): what the overview depends on, one round trip."""
     stmt = select(
         select(func.max(ScanRun.id)).scalar_subquery(),
         select(func.max(ScanRun.finished)).scalar_subquery(),
-        select(func.count(Device.id)).scalar_subquery(),
-        select(func.max(Device.status_changed)).scalar_subquery(),
         select(func.count(RegisterEntry.id)).scalar_subquery(),
         select(func.max(RegisterEntry.updated)).scalar_subquery(),
+        select(func.count(Device.id)).scalar_subquery(),
+        select(func.max(Device.status_changed)).scalar_subquery(),
+        select(func.count(ScanRun.id)).where(ScanRun.state == "running").scalar_subquery(),
     )
-    return tuple(session.execute(stmt).one())
+    row = tuple(session.execute(stmt).one())
+    return row[:4], row[4:6], bool(row[6])
 
 
 def overview_context(session: Session, filters: DeviceFilters, user: Any, lang: str,
@@ -51,16 +54,18 @@ def overview_context(session: Session, filters: DeviceFilters, user: Any, lang: 
     scope = visible_agency_ids(user)
     key = (str(session.get_bind().url), lang, tuple(sorted(filters.args().items())),
            None if scope is None else tuple(scope), date.today())
-    version = data_version(session)
+    scans, devices, running = data_version(session)
     now = time.monotonic()
     with _lock:
         hit = _entries.get(key)
-        if hit is not None and hit[0] == version and now - hit[1] < MAX_AGE_S:
+        # while a scan runs, its device-by-device changes would make every request a miss: they show
+        # within MAX_AGE_S instead; with no scan running, any change of status or device count shows at once
+        if hit is not None and hit[0] == scans and (hit[1] == devices or running) and now - hit[2] < MAX_AGE_S:
             _entries.move_to_end(key)
-            return hit[2]
+            return hit[3]
     context = build()
     with _lock:
-        _entries[key] = (version, now, context)
+        _entries[key] = (scans, devices, now, context)
         _entries.move_to_end(key)
         while len(_entries) > SIZE:
             _entries.popitem(last=False)
