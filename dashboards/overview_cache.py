@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cctv_monitor.models import Device, RegisterEntry, ScanRun
+from cctv_monitor.statuses import ScanState
 from dashboards.queries import DeviceFilters
 from dashboards.security import visible_agency_ids
 
@@ -42,7 +43,7 @@ def data_version(session: Session) -> tuple[tuple[Any, ...], tuple[Any, ...], bo
         select(func.max(RegisterEntry.updated)).scalar_subquery(),
         select(func.count(Device.id)).scalar_subquery(),
         select(func.max(Device.status_changed)).scalar_subquery(),
-        select(func.count(ScanRun.id)).where(ScanRun.state == "running").scalar_subquery(),
+        select(func.count(ScanRun.id)).where(ScanRun.state == ScanState.RUNNING.value).scalar_subquery(),
     )
     row = tuple(session.execute(stmt).one())
     return row[:4], row[4:6], bool(row[6])
