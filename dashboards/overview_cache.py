@@ -3,10 +3,10 @@
 Every overview runs eight aggregate queries and builds five plotly figures (about 250 ms of CPU); with many
 users on the page, that work repeats with the same answer. An entry is reused while the *data version*
 is unchanged: a handful of cheap aggregates, read from the database on every request so that a scan or an
-edit in another process is seen. A scan that starts or finishes and a register change show at once; so
-does a device that appears or changes status while no scan runs. While a scan runs (it changes devices
-one by one, which would make every request rebuild), and for changes that move no aggregate (a codec, a
-finding), the overview is at most :data:`MAX_AGE_S` seconds behind.
+edit in another process is seen. A scan that starts or finishes and a change of register, project or
+agency show at once; so does a device that appears or changes status while no scan runs. While a scan
+runs (it changes devices one by one, which would make every request rebuild), and for changes that move
+no aggregate (a codec, a finding), the overview is at most :data:`MAX_AGE_S` seconds behind.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Callable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cctv_monitor.models import Device, RegisterEntry, ScanRun
+from cctv_monitor.models import Agency, Device, Project, RegisterEntry, ScanRun
 from cctv_monitor.statuses import ScanState
 from dashboards.queries import DeviceFilters
 from dashboards.security import visible_agency_ids
@@ -35,18 +35,21 @@ _lock = threading.Lock()
 
 
 def data_version(session: Session) -> tuple[tuple[Any, ...], tuple[Any, ...], bool]:
-    """(scans and register, devices, whether a scan is running): what the overview depends on, one round trip."""
+    """(scans, register, projects and agencies; devices; whether a scan runs): what the overview reads."""
     stmt = select(
         select(func.max(ScanRun.id)).scalar_subquery(),
         select(func.max(ScanRun.finished)).scalar_subquery(),
         select(func.count(RegisterEntry.id)).scalar_subquery(),
         select(func.max(RegisterEntry.updated)).scalar_subquery(),
+        select(func.count(Project.id)).scalar_subquery(),
+        select(func.max(Project.updated)).scalar_subquery(),
+        select(func.max(Agency.updated)).scalar_subquery(),
         select(func.count(Device.id)).scalar_subquery(),
         select(func.max(Device.status_changed)).scalar_subquery(),
         select(func.count(ScanRun.id)).where(ScanRun.state == ScanState.RUNNING.value).scalar_subquery(),
     )
     row = tuple(session.execute(stmt).one())
-    return row[:4], row[4:6], bool(row[6])
+    return row[:7], row[7:9], bool(row[9])
 
 
 def overview_context(session: Session, filters: DeviceFilters, user: Any, lang: str,
