@@ -92,7 +92,10 @@ def child_scans(spec: dict) -> dict:
                  deliver_alerts=False, trigger="benchmark")
         walls.append(time.monotonic() - started)
     get_db(app).dispose()
-    return {"scans": len(walls), "walls": walls}
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"scans": len(walls), "walls": walls, "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
 def _free_port() -> int:
@@ -207,6 +210,15 @@ def _wait_listening(port: int, proc: subprocess.Popen, timeout_s: float = 60) ->
     raise RuntimeError("cctv-monitor serve did not listen in time")
 
 
+def _cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) used so far by process ``pid`` (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _stop(proc: subprocess.Popen | None) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -253,6 +265,7 @@ def main() -> int:
         port = _free_port()
         env = dict(os.environ, CCTV_DATABASE_URL=url, CCTV_INSTANCE_PATH=str(instance))
         server = scanner = None
+        server_cpu0 = server_cpu1 = None
         with FleetProcess(fleet_map, work) as fleet:
             try:
                 server = subprocess.Popen([str(CLI), "serve", "--no-scheduler", "--port", str(port)], env=env,
@@ -268,8 +281,10 @@ def main() -> int:
                                             str(spec)], cwd=REPO, stdout=subprocess.PIPE, text=True,
                                            start_new_session=True)
                 log(f"load: {args.users} users for {args.duration:g} s against http://127.0.0.1:{port}/ ...")
+                server_cpu0 = _cpu_s(server.pid)
                 samples, errors, wall = asyncio.run(load(f"http://127.0.0.1:{port}", args.users, password,
                                                          args.duration, args.think_s, device_ids))
+                server_cpu1 = _cpu_s(server.pid)
                 (work / "stop").touch()
                 log("waiting for the scan in progress to finish ...")
                 out, _ = scanner.communicate(timeout=1800)
@@ -296,9 +311,15 @@ def main() -> int:
         print(f"    error: {line}")
     if scans:
         walls = ", ".join(f"{w:.1f}" for w in scans["walls"])
-        print(f"scans meanwhile: {scans['scans']} of {args.cameras} cameras (seconds each: {walls})")
+        print(f"scans meanwhile: {scans['scans']} of {args.cameras} cameras (seconds each: {walls}); scanner CPU "
+              f"{scans['cpu_s']:.0f} s over {sum(scans['walls']):.0f} s ({scans['cpu_s'] / sum(scans['walls']):.2f} cores)")
     else:
         print("scans meanwhile: the scanner failed (see its output above)")
+    if server_cpu0 is not None and server_cpu1 is not None:
+        used = server_cpu1 - server_cpu0
+        print(f"server CPU during the load: {used:.0f} s over {wall:.0f} s ({used / wall:.2f} cores), "
+              f"{1000 * used / max(total, 1):.0f} ms per request (log-ins excluded)")
+    print("load average at the end (1, 5, 15 min): " + ", ".join(f"{v:.1f}" for v in os.getloadavg()))
     print(f"target 0 errors: {'met' if not all_errors and scans else 'NOT met'} ({len(all_errors)})")
     print(f"target p90 < {P90_TARGET_MS:.0f} ms for every kind: {'met' if met else 'NOT met'}")
     return 0

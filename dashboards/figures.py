@@ -7,8 +7,10 @@ plotly.js served by the app, so no inline script is needed (strict CSP) and noth
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import date
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import plotly.graph_objects as go
 
@@ -26,9 +28,42 @@ def _layout(fig: go.Figure, title: str, *, height: int = 340) -> go.Figure:
     return fig
 
 
+#: Figures kept per (builder, language, input data); building one with plotly costs 20-150 ms of CPU
+#: (validation of every property, then serialisation) while the same counts repeat for every user until
+#: a scan or an edit changes them. Keyed by the data itself, an entry can never be stale.
+FIGURE_CACHE_SIZE = 256
+_cache: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
 def to_json(fig: go.Figure) -> str:
     """Figure as plotly JSON for the ``data-figure`` attribute."""
     return fig.to_json()
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` with mappings as item tuples in their order (the order shapes the figure), for a cache key."""
+    if isinstance(value, Mapping):
+        return tuple((k, _frozen(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def cached_json(build: Callable[..., go.Figure], data: Any, lang: str, *args: Any) -> str:
+    """``to_json(build(data, *args, lang))``, reused while ``data``, ``args`` and ``lang`` are the same."""
+    key = (build.__name__, lang, repr(_frozen([data, args])))
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+    text = to_json(build(data, *args, lang))
+    with _cache_lock:
+        _cache[key] = text
+        while len(_cache) > FIGURE_CACHE_SIZE:
+            _cache.popitem(last=False)
+    return text
 
 
 def agency_bars(rows: Sequence[Mapping[str, Any]], lang: str) -> go.Figure:

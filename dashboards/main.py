@@ -34,7 +34,7 @@ from cctv_monitor.models import (
     Site,
 )
 from cctv_monitor.statuses import DeviceStatus
-from dashboards import exports, figures, queries
+from dashboards import exports, figures, overview_cache, queries
 from dashboards.lang import t
 from dashboards.i18n import format_date
 from dashboards.queries import DeviceFilters
@@ -63,20 +63,26 @@ def overview() -> Any:
     session = get_session()
     filters = DeviceFilters.from_args(request.args)
     lang = _lang()
-    counts = queries.status_counts(session, filters, current_user)
-    agencies = queries.agency_status_counts(session, filters, current_user)
-    trend = queries.status_trend(session, filters, current_user)
-    charts = {
-        "agency": figures.to_json(figures.agency_bars(agencies, lang)),
-        "trend": figures.to_json(figures.trend(trend, lang)),
-        "resolution": figures.to_json(figures.pie(queries.resolution_mix(session, filters, current_user),
-                                                  "chart_resolution", lang)),
-        "codec": figures.to_json(figures.pie(queries.codec_mix(session, filters, current_user), "chart_codec", lang)),
-        "findings": figures.to_json(figures.findings_bars(queries.top_findings(session, filters, current_user), lang)),
-    }
-    return render_template("overview.html", counts=counts, charts=charts, filters=filters,
-                           options=queries.filter_options(session, current_user),
-                           rate=queries.compliance_rate(counts), total=sum(counts.values()))
+
+    def build() -> dict[str, Any]:
+        counts = queries.status_counts(session, filters, current_user)
+        agencies = queries.agency_status_counts(session, filters, current_user)
+        trend = queries.status_trend(session, filters, current_user)
+        charts = {
+            "agency": figures.cached_json(figures.agency_bars, agencies, lang),
+            "trend": figures.cached_json(figures.trend, trend, lang),
+            "resolution": figures.cached_json(figures.pie, queries.resolution_mix(session, filters, current_user),
+                                              lang, "chart_resolution"),
+            "codec": figures.cached_json(figures.pie, queries.codec_mix(session, filters, current_user), lang,
+                                         "chart_codec"),
+            "findings": figures.cached_json(figures.findings_bars,
+                                            queries.top_findings(session, filters, current_user), lang),
+        }
+        return {"counts": counts, "charts": charts, "options": queries.filter_options(session, current_user),
+                "rate": queries.compliance_rate(counts), "total": sum(counts.values())}
+
+    context = overview_cache.overview_context(session, filters, current_user, lang, build)
+    return render_template("overview.html", filters=filters, **context)
 
 
 # -------------------------------------------------------------------------------------------- devices

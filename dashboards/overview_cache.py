@@ -1,0 +1,82 @@
+"""The overview's figures and counts, kept per (filters, agency scope, language) while the data stays the same.
+
+Every overview runs eight aggregate queries and builds five plotly figures (about 250 ms of CPU); with many
+users on the page, that work repeats with the same answer. An entry is reused while the *data version*
+is unchanged: a handful of cheap aggregates, read from the database on every request so that a scan or an
+edit in another process is seen. A scan that starts or finishes and a change of register, project or
+agency show at once; so does a device that appears or changes status while no scan runs. While a scan
+runs (it changes devices one by one, which would make every request rebuild), and for changes that move
+no aggregate (a codec, a finding), the overview is at most :data:`MAX_AGE_S` seconds behind.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date
+from collections import OrderedDict
+from typing import Any, Callable
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cctv_monitor.models import Agency, Device, Project, RegisterEntry, ScanRun
+from cctv_monitor.statuses import ScanState
+from dashboards.queries import DeviceFilters
+from dashboards.security import visible_agency_ids
+
+#: Longest time an entry is reused even when the data version has not moved.
+MAX_AGE_S = 15.0
+#: Entries kept (each a few tens of kB of figure JSON).
+SIZE = 128
+
+_entries: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], tuple[Any, ...], float, dict[str, Any]]] = OrderedDict()
+_lock = threading.Lock()
+
+
+def data_version(session: Session) -> tuple[tuple[Any, ...], tuple[Any, ...], bool]:
+    """(scans, register, projects and agencies; devices; whether a scan runs): what the overview reads."""
+    stmt = select(
+        select(func.max(ScanRun.id)).scalar_subquery(),
+        select(func.max(ScanRun.finished)).scalar_subquery(),
+        select(func.count(RegisterEntry.id)).scalar_subquery(),
+        select(func.max(RegisterEntry.updated)).scalar_subquery(),
+        select(func.count(Project.id)).scalar_subquery(),
+        select(func.max(Project.updated)).scalar_subquery(),
+        select(func.max(Agency.updated)).scalar_subquery(),
+        select(func.count(Device.id)).scalar_subquery(),
+        select(func.max(Device.status_changed)).scalar_subquery(),
+        select(func.count(ScanRun.id)).where(ScanRun.state == ScanState.RUNNING.value).scalar_subquery(),
+    )
+    row = tuple(session.execute(stmt).one())
+    return row[:7], row[7:9], bool(row[9])
+
+
+def overview_context(session: Session, filters: DeviceFilters, user: Any, lang: str,
+                     build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``build()`` (the overview's template context), or the one built for the same key and data version."""
+    scope = visible_agency_ids(user)
+    key = (str(session.get_bind().url), lang, tuple(sorted(filters.args().items())),
+           None if scope is None else tuple(scope), date.today())
+    scans, devices, running = data_version(session)
+    now = time.monotonic()
+    with _lock:
+        hit = _entries.get(key)
+        # while a scan runs, its device-by-device changes would make every request a miss: they show
+        # within MAX_AGE_S instead; with no scan running, any change of status or device count shows at once
+        if hit is not None and hit[0] == scans and (hit[1] == devices or running) and now - hit[2] < MAX_AGE_S:
+            _entries.move_to_end(key)
+            return hit[3]
+    context = build()
+    with _lock:
+        _entries[key] = (scans, devices, now, context)
+        _entries.move_to_end(key)
+        while len(_entries) > SIZE:
+            _entries.popitem(last=False)
+    return context
+
+
+def clear() -> None:
+    """Forget every entry (tests, or after a bulk change made outside the usual paths)."""
+    with _lock:
+        _entries.clear()
