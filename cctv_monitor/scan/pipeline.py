@@ -11,7 +11,7 @@ import asyncio
 import ipaddress
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Callable, Iterable, Sequence
 
@@ -116,7 +116,8 @@ def credential_plan(session: Session, scope: ScanScope, settings: ScanSettings, 
     """Credentials per target: last good on the device, the sites holding its address, the typed ones."""
     def pack(site: Site) -> SiteCredentials:
         nets = site_networks(site)
-        return SiteCredentials(tuple(nets), tuple(provider(site)), site.project.agency_id if site.project else None,
+        creds = (replace(c, source=f"site {site.code}") for c in provider(site))
+        return SiteCredentials(tuple(nets), tuple(creds), site.project.agency_id if site.project else None,
                                max((n.prefixlen for n in nets), default=0))
 
     # Only sites whose ranges touch the scanned ranges can hold a scanned address (decrypt no more).
@@ -204,7 +205,8 @@ async def _probe_and_record(feed: _Feed, targets: list[Target], creds: Callable[
     async for obs in probe_many(targets, creds, concurrency=settings.probe_concurrency,
                                 per_host_limit=settings.per_host_limit, with_streams=with_streams,
                                 timeout_s=settings.probe_timeout_s, stream_workers=settings.stream_workers,
-                                stream_timeout_s=settings.stream_timeout_s):
+                                stream_memory_mb=settings.stream_memory_mb, stream_per_site=settings.stream_per_site,
+                                sample_s=settings.stream_sample_s, stream_timeout_s=settings.stream_timeout_s):
         if obs.status in SILENT:
             silent.append(obs)
             tick(obs.address)

@@ -9,8 +9,10 @@ from typing import Any, Protocol, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cctv_monitor.models import Agency, Project, Site
+from cctv_monitor.lookup import LookupError_, find_agency, find_project, find_site
+from cctv_monitor.models import Project, Site
 from cctv_monitor.scan.errors import ScanTargetError
+from probes.ranges import RangeError, parse_range, parse_ranges
 from probes.targets import Target
 from probes.vocab import host_of
 
@@ -72,17 +74,13 @@ class ScanScope:
 
 
 def site_networks(site: Site) -> list[Any]:
-    """The IP networks of a site's address ranges (a bare host is a /32 or /128); bad entries skipped."""
-    nets = []
+    """The IP networks of a site's address ranges (one parser: :mod:`probes.ranges`); bad entries cover nothing."""
+    nets: list[Any] = []
     for entry in site.address_ranges or ():
-        text = str(entry).strip()
         try:
-            nets.append(ipaddress.ip_network(text, strict=False))
-        except ValueError:
-            try:
-                nets.append(ipaddress.ip_network(host_of(text)))
-            except ValueError:
-                continue
+            nets.extend(parse_range(str(entry)).networks)
+        except RangeError:
+            continue  # validated on import; an entry edited by hand to nonsense covers nothing
     return nets
 
 
@@ -95,72 +93,45 @@ def resolve_scope(session: Session, kind: str, value: str, *, default_ports: Seq
         raise ScanTargetError(f"--{kind} needs a value")
     scope = ScanScope(kind=kind, value=value)
     if kind == "range":
-        for part in value.split(","):
-            part = part.strip()
-            try:
-                net = ipaddress.ip_network(part, strict=False)
-            except ValueError as exc:
-                raise ScanTargetError(f"invalid address range {part!r}: {exc} (expected CIDR like 10.1.2.0/24)") \
-                    from None
-            scope.networks.append(net)
-            scope.cidrs_by_ports.setdefault(tuple(default_ports), []).append(str(net))
+        try:
+            entries = parse_ranges(value)
+        except RangeError as exc:
+            raise ScanTargetError(f"invalid address range: {exc}") from None
+        for entry in entries:
+            scope.networks.extend(entry.networks)
+            if entry.sweep:
+                scope.cidrs_by_ports.setdefault(tuple(default_ports), []).append(entry.text)
+            else:
+                scope.explicit.append(Target(entry.host or "", entry.port or default_ports[0]))
         return scope
-    if kind == "site":
-        project_code, sep, site_code = value.rpartition("/")
-        query = select(Site).where(Site.code == site_code)
-        if sep:
-            query = query.join(Project).where(Project.code == project_code)
-        sites = list(session.scalars(query))
-        if not sites:
-            raise ScanTargetError(f"no site with code {value!r} (see the project files in config/projects)")
-        if len(sites) > 1:
-            names = ", ".join(f"{s.project.code}/{s.code}" for s in sites)
-            raise ScanTargetError(f"site code {value!r} is used by several projects; write PROJECT/SITE: {names}")
-        scope.sites = sites
-    elif kind == "project":
-        project = session.scalar(select(Project).where(Project.code == value))
-        if project is None:
-            raise ScanTargetError(f"no project with code {value!r} (import it first: see config/projects)")
-        scope.projects = [project]
-        scope.sites = list(project.sites)
-    elif kind == "agency":
-        agency = session.scalar(select(Agency).where(Agency.code == value))
-        if agency is None:
-            raise ScanTargetError(f"no agency with code {value!r}")
-        scope.projects = list(agency.projects)
-        scope.sites = [s for p in scope.projects for s in p.sites]
+    try:  # an unknown code gets the same "did you mean" hint as in check and devices
+        if kind == "site":
+            scope.sites = [find_site(session, value)]
+        elif kind == "project":
+            project = find_project(session, value)
+            scope.projects = [project]
+            scope.sites = list(project.sites)
+        elif kind == "agency":
+            scope.projects = list(find_agency(session, value).projects)
+            scope.sites = [s for p in scope.projects for s in p.sites]
+    except LookupError_ as exc:
+        raise ScanTargetError(str(exc)) from None
     for site in scope.sites:
-        _add_site(scope, site, default_ports)
+        ports = tuple(int(p) for p in (site.ports or default_ports))
+        for text in site.address_ranges or ():
+            try:
+                entry = parse_range(str(text))
+            except RangeError as exc:
+                raise ScanTargetError(f"site {site.code} of project {site.project.code}: {exc} (fix the project "
+                                      "file and import it again)") from None
+            scope.networks.extend(entry.networks)
+            if entry.sweep:
+                scope.cidrs_by_ports.setdefault(ports, []).append(entry.text)
+            else:
+                scope.explicit.append(Target(entry.host or "", entry.port or ports[0]))
     if not scope.sites:
         raise ScanTargetError(f"{kind} {value!r} has no sites with address ranges to scan")
     return scope
-
-
-def _add_site(scope: ScanScope, site: Site, default_ports: Sequence[int]) -> None:
-    """Add a site's ranges (swept on its ports) and host:port entries (probed as given) to ``scope``."""
-    ports = tuple(int(p) for p in (site.ports or default_ports))
-    for entry in site.address_ranges or ():
-        text = str(entry).strip()
-        if "/" in text:
-            try:
-                net = ipaddress.ip_network(text, strict=False)
-            except ValueError as exc:
-                raise ScanTargetError(f"site {site.code}: invalid address range {text!r}: {exc}") from None
-            scope.networks.append(net)
-            scope.cidrs_by_ports.setdefault(ports, []).append(str(net))
-            continue
-        try:
-            target = Target.parse(text, default_port=ports[0])
-        except ValueError as exc:
-            raise ScanTargetError(f"site {site.code}: invalid address {text!r}: {exc}") from None
-        if ":" not in text:  # a bare host: sweep it on the site's ports
-            scope.cidrs_by_ports.setdefault(ports, []).append(target.host)
-        else:
-            scope.explicit.append(target)
-        try:
-            scope.networks.append(ipaddress.ip_network(target.host))
-        except ValueError:
-            pass
 
 
 class _RunLike(Protocol):

@@ -20,7 +20,10 @@ class ScanSettings:
     probe_timeout_s: float = 5.0
     probe_concurrency: int = 64
     per_host_limit: int = 2
-    stream_workers: int = 12
+    stream_workers: int = 128
+    stream_memory_mb: float = 600.0
+    stream_per_site: int = 4
+    stream_sample_s: float = 2.5
     stream_timeout_s: float = 10.0
     credential_attempts: int = 3
     lease_s: float = DEFAULT_LEASE_S
@@ -35,7 +38,10 @@ class ScanSettings:
                    probe_timeout_s=float(config.get("PROBE_TIMEOUT_S", 5.0)),
                    probe_concurrency=int(config.get("PROBE_CONCURRENCY", 64)),
                    per_host_limit=int(config.get("PROBE_PER_HOST_LIMIT", 2)),
-                   stream_workers=int(config.get("STREAM_WORKERS", 12)),
+                   stream_workers=int(config.get("STREAM_WORKERS", 128)),
+                   stream_memory_mb=float(config.get("STREAM_MEMORY_MB", 600.0)),
+                   stream_per_site=int(config.get("STREAM_PER_SITE", 4)),
+                   stream_sample_s=float(config.get("STREAM_SAMPLE_S", 2.5)),
                    stream_timeout_s=float(config.get("STREAM_TIMEOUT_S", 10.0)),
                    credential_attempts=int(config.get("CREDENTIAL_ATTEMPTS", DEFAULT_MAX_ATTEMPTS)),
                    lease_s=float(config.get("SCAN_LEASE_S", DEFAULT_LEASE_S)))
