@@ -76,7 +76,8 @@ def _throttled(wait: float) -> Any:
 
 def _error(status: int, detail: str) -> Any:
     response = jsonify({"error": {401: "Unauthorized", 400: "Bad Request", 403: "Forbidden",
-                                  404: "Not Found", 503: "Service Unavailable", 409: "Conflict"}.get(status, "Error"), "detail": detail})
+                                  404: "Not Found", 503: "Service Unavailable", 409: "Conflict",
+                                  413: "Payload Too Large"}.get(status, "Error"), "detail": detail})
     response.status_code = status
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="cctv-monitor"'
@@ -260,3 +261,42 @@ def start_scan() -> Any:
             raise
         return _error(409, str(exc))
     return jsonify({"scan_run_id": run_id}), 202
+
+
+#: Largest body of POST /observations (bytes) and most observations in one batch (settings may lower them).
+OBSERVATIONS_MAX_BYTES = 16 * 1024 * 1024
+OBSERVATIONS_MAX_ITEMS = 2000
+
+
+@bp.post("/observations")
+def post_observations() -> Any:
+    """Record observations made elsewhere (a zone worker, a field laptop): idempotent by observation id."""
+    from cctv_monitor.fieldwork import BatchError, ingest_observations, outside_agency, parse_batch
+    from cctv_monitor.scan.errors import ScanAlreadyRunning, ScanError
+
+    app = current_app._get_current_object()
+    user = _principal()
+    if not (user.is_admin or user.is_technician):
+        return _error(403, "only an admin or a technician may send observations")
+    limit = int(app.config.get("API_OBSERVATIONS_MAX_BYTES", OBSERVATIONS_MAX_BYTES))
+    if request.content_length is None or request.content_length > limit:
+        return _error(413, f"body: send a Content-Length of at most {limit} bytes (split the batch)")
+    body = request.get_json(silent=True)
+    try:
+        batch = parse_batch(body, max_observations=int(app.config.get("API_OBSERVATIONS_MAX_ITEMS",
+                                                                      OBSERVATIONS_MAX_ITEMS)))
+        if not user.is_admin:
+            why = outside_agency(get_session(), user.agency_id, batch.target, batch.observations)
+            if why:
+                return _error(403, why)
+        done = ingest_observations(app, batch.observations, target=batch.target, complete=batch.complete,
+                                   source="api", started_by=user.username, client_run_id=batch.run,
+                                   close=batch.complete or not batch.target)
+    except BatchError as exc:
+        return _error(exc.status, str(exc))
+    except ScanAlreadyRunning as exc:
+        return _error(409, f"target: {exc}")
+    except ScanError as exc:
+        return _error(400, f"target: {exc}")
+    return jsonify({"scan_run_id": done.run_id, "new": done.new, "skipped": done.skipped, "failed": done.failed,
+                    "closed": done.closed, "coverage": done.coverage}), 200
