@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, g, jsonify, request
 from flask_login import current_user
-from cctv_monitor.serialize import redact_uri
+from cctv_monitor.serialize import device_summary, device_to_dict
 from sqlalchemy import and_, func, select
 
 from cctv_monitor import audit, throttle
@@ -96,18 +96,6 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _device_json(d: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": d["id"], "name": d["name"], "address": d["address"], "mac": d["mac"], "serial": d["serial"],
-        "manufacturer": d["manufacturer"], "model": d["model"], "firmware": d["firmware"], "status": d["status"],
-        "registered": bool(d["registered"]), "agency": d["agency_code"], "project": d["project_code"],
-        "encoding": d["encoding"], "width": d["measured_width"] or d["width"],
-        "height": d["measured_height"] or d["height"],
-        "fps": d["measured_fps"] if d["measured_fps"] is not None else d["fps"],
-        "first_seen": _iso(d["first_seen"]), "last_seen": _iso(d["last_seen"]),
-    }
-
-
 def _finding_json(f: Finding) -> dict[str, Any]:
     return {"id": f.id, "device_id": f.device_id, "project_id": f.project_id, "rule_id": f.rule_id,
             "severity": f.severity, "subject": f.subject, "expected": f.expected, "observed": f.observed,
@@ -130,7 +118,7 @@ def openapi() -> Any:
 def devices() -> Any:
     """Devices with the dashboard's filters, sorted and paginated."""
     page = queries.device_page(get_session(), _filters(), _principal())
-    return jsonify(_page_json([_device_json(r) for r in page.rows], page.total, page.page, page.per_page))
+    return jsonify(_page_json([device_summary(r) for r in page.rows], page.total, page.page, page.per_page))
 
 
 @bp.get("/devices/<int:device_id>")
@@ -141,25 +129,9 @@ def device(device_id: int) -> Any:
     if row is None:
         return _error(404, f"device {device_id} not found")
     obs = session.get(Observation, row.last_observation_id) if row.last_observation_id else None
-    profiles = []
-    if obs is not None and isinstance(obs.data, dict):
-        for p in obs.data.get("profiles") or []:
-            if isinstance(p, dict):
-                profiles.append({k: (redact_uri(v) if k in ("stream_uri", "snapshot_uri") else v)
-                                 for k, v in p.items() if k in _PROFILE_KEYS})
-    return jsonify({
-        "id": row.id, "name": row.name, "address": row.address, "mac": row.mac, "macs": row.macs or [],
-        "serial": row.serial, "manufacturer": row.manufacturer, "model": row.model, "firmware": row.firmware,
-        "hardware_id": row.hardware_id, "location": row.location_text, "status": row.status,
-        "registered": row.registered, "agency": row.agency.code if row.agency else None,
-        "project": row.project.code if row.project else None, "site": row.site.code if row.site else None,
-        "first_seen": _iso(row.first_seen), "last_seen": _iso(row.last_seen), "last_ok": _iso(row.last_ok),
-        "profiles": profiles, "findings": [_finding_json(f) for f in queries.device_findings(session, row.id)],
-    })
-
-
-_PROFILE_KEYS = {"token", "name", "encoding", "width", "height", "fps", "bitrate_kbps", "gov_length", "quality",
-                 "stream_uri", "snapshot_uri", "media_service", "video_source_token"}
+    body = device_to_dict(row, obs.data if obs is not None else None)
+    body["findings"] = [_finding_json(f) for f in queries.device_findings(session, row.id)]
+    return jsonify(body)
 
 
 @bp.get("/findings")
