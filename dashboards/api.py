@@ -121,7 +121,7 @@ def devices() -> Any:
     return jsonify(_page_json([device_summary(r) for r in page.rows], page.total, page.page, page.per_page))
 
 
-@bp.get("/devices/<int:device_id>")
+@bp.get("/devices/<id:device_id>")
 def device(device_id: int) -> Any:
     """One device with its active findings and the profiles of its latest observation (URIs redacted)."""
     session = get_session()
@@ -139,6 +139,8 @@ def findings() -> Any:
     """Active device findings (filter by the device filters and ``rule``), paginated."""
     filters = _filters()
     rule = (request.args.get("rule") or "").strip()
+    if not rule.isprintable():
+        return _error(400, "rule: control characters are not allowed")
     if rule:
         filters = replace(filters, finding=rule)
     session = get_session()
@@ -167,7 +169,7 @@ def projects() -> Any:
     return jsonify({"items": items, "total": len(items)})
 
 
-@bp.get("/projects/<int:project_id>")
+@bp.get("/projects/<id:project_id>")
 def project(project_id: int) -> Any:
     """One project: sites, register (with matched device), project findings, last check."""
     detail = queries.project_detail(get_session(), project_id, _principal())

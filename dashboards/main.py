@@ -94,7 +94,7 @@ def _profiles(obs: Observation | None) -> list[dict[str, Any]]:
     return observation_profiles(obs.data) if obs is not None else []
 
 
-@bp.route("/devices/<int:device_id>")
+@bp.route("/devices/<id:device_id>")
 def device(device_id: int) -> Any:
     """Identity, addresses, profiles, findings, history and the latest thumbnail of one device."""
     session = get_session()
@@ -113,7 +113,7 @@ def device(device_id: int) -> Any:
                            thumbnail_id=queries.latest_thumbnail_id(session, row.id))
 
 
-@bp.route("/devices/<int:device_id>/thumbnail/<int:observation_id>.jpg")
+@bp.route("/devices/<id:device_id>/thumbnail/<id:observation_id>.jpg")
 def thumbnail(device_id: int, observation_id: int) -> Any:
     """A stored JPEG thumbnail (only of a device the user may read)."""
     session = get_session()
@@ -137,7 +137,7 @@ def projects() -> Any:
     return render_template("projects.html", projects=queries.project_summaries(get_session(), current_user))
 
 
-@bp.route("/projects/<int:project_id>")
+@bp.route("/projects/<id:project_id>")
 def project(project_id: int) -> Any:
     """One project: per-site counts, the last acceptance check and the device register."""
     detail = queries.project_detail(get_session(), project_id, current_user)
@@ -321,7 +321,7 @@ def _validate_cron(expr: str) -> str | None:
 
 
 @bp.route("/scans/schedules", methods=["POST"])
-@bp.route("/scans/schedules/<int:schedule_id>", methods=["POST"])
+@bp.route("/scans/schedules/<id:schedule_id>", methods=["POST"])
 def schedule_save(schedule_id: int | None = None) -> Any:
     """Create or edit a scan schedule (admins only), then reload the scheduler."""
     if not current_user.is_admin:
@@ -368,7 +368,7 @@ def schedule_save(schedule_id: int | None = None) -> Any:
     return redirect(url_for("main.scans"))
 
 
-@bp.route("/scans/schedules/<int:schedule_id>/delete", methods=["POST"])
+@bp.route("/scans/schedules/<id:schedule_id>/delete", methods=["POST"])
 def schedule_delete(schedule_id: int) -> Any:
     """Delete a scan schedule (admins only)."""
     if not current_user.is_admin:

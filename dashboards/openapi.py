@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cctv_monitor.statuses import DeviceStatus
-from dashboards.queries import PER_PAGE_CHOICES, SORT_COLUMNS
+from dashboards.queries import MAX_PAGE, PER_PAGE_CHOICES, SORT_COLUMNS
 
 
 def _param(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -24,11 +24,12 @@ DEVICE_FILTERS = [
     _param("province", "Agency province (Thai name)"),
     _param("district", "Agency district (Thai name)"),
     _param("registered", "yes: in a register; no: unregistered", {"type": "string", "enum": ["yes", "no"]}),
-    _param("page", "Page number (1-based)", {"type": "integer", "minimum": 1}),
+    _param("page", "Page number (1-based)", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
     _param("per_page", "Rows per page", {"type": "integer", "minimum": 1, "maximum": max(PER_PAGE_CHOICES)}),
 ]
 
 _NULL_STR = {"type": ["string", "null"]}
+_ROW_ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}  # a bigger id is a 404 (dashboards.RowIdConverter)
 _NULL_INT = {"type": ["integer", "null"]}
 
 
@@ -94,7 +95,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                               **errors}}},
             "/devices/{id}": {"get": {
                 "summary": "One device with findings and media profiles",
-                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": _ROW_ID}],
                 "responses": {"200": ok, "404": {"$ref": "#/components/responses/NotFound"}, **errors}}},
             "/findings": {"get": {
                 "summary": "Active device findings",
@@ -107,7 +108,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                                   "responses": {"200": ok, **errors}}},
             "/projects/{id}": {"get": {
                 "summary": "One project: sites, register, findings, last check",
-                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": _ROW_ID}],
                 "responses": {"200": ok, "404": {"$ref": "#/components/responses/NotFound"}, **errors}}},
             "/scans": {
                 "get": {"summary": "Latest scan runs",
