@@ -116,7 +116,7 @@ def parse_batch(body: object, *, max_observations: int) -> Batch:
     from probes.fieldfile import FieldFileError, from_object
 
     if not isinstance(body, dict):
-        raise BatchError("body", 'expected a JSON object {"run": "...", "observations": [...]}')
+        raise BatchError("JSON body", 'expected an object {"run": "...", "observations": [...]}')
     run = body.get("run")
     if not isinstance(run, str) or not 0 < len(run.strip()) <= 128:
         raise BatchError("run", "required: the sender's run id, a string of 1 to 128 characters")
