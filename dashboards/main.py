@@ -19,7 +19,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from cctv_monitor.serialize import redact_uri
+from cctv_monitor.serialize import observation_profiles, redact_uri
 from sqlalchemy import select
 
 from cctv_monitor import audit
@@ -45,9 +45,6 @@ LOGGER = logging.getLogger(__name__)
 bp = Blueprint("main", __name__, template_folder="templates")
 
 # Keys of observation JSON that must never reach a page, whatever a probe put there.
-_SECRET_KEYS = {"password", "passwd", "pwd", "username", "user", "credentials", "auth"}
-
-
 def _lang() -> str:
     from dashboards.lang import current_language
 
@@ -100,20 +97,7 @@ def devices() -> Any:
 
 def _profiles(obs: Observation | None) -> list[dict[str, Any]]:
     """Claimed profiles beside measured streams, from the latest observation, with URIs redacted again."""
-    if obs is None or not isinstance(obs.data, dict):
-        return []
-    checks = {c.get("profile_token"): c for c in obs.data.get("stream_checks") or [] if isinstance(c, dict)}
-    out = []
-    for p in obs.data.get("profiles") or []:
-        if not isinstance(p, dict):
-            continue
-        claimed = {k: v for k, v in p.items() if k.lower() not in _SECRET_KEYS}
-        claimed["stream_uri"] = redact_uri(claimed.get("stream_uri"))
-        claimed["snapshot_uri"] = redact_uri(claimed.get("snapshot_uri"))
-        check = checks.get(p.get("token")) or {}
-        measured = {k: v for k, v in check.items() if k not in ("thumbnail_jpeg",) and k.lower() not in _SECRET_KEYS}
-        out.append({"claimed": claimed, "measured": measured})
-    return out
+    return observation_profiles(obs.data) if obs is not None else []
 
 
 @bp.route("/devices/<id:device_id>")

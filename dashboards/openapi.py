@@ -123,6 +123,30 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                          "responses": {"202": {"description": "Started; body has scan_run_id"},
                                        "403": {"description": "Not your agency's site"},
                                        "503": {"description": "Scan pipeline not installed"}, **errors}}},
+            "/observations": {"post": {
+                "summary": "Record observations made elsewhere (admin, or technician for its agency's sites only)",
+                "description": "Idempotent: an observation whose observation_id was stored before is skipped. "
+                               "Batches of one run share the run id; with a target, the run stays open until "
+                               "a batch says complete (then it covers the whole target: registered cameras "
+                               "not seen become missing). Without complete, only the devices sent change.",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["run", "observations"],
+                    "properties": {
+                        "run": {"type": "string", "maxLength": 128, "description": "the sender's run id"},
+                        "target": {"type": "string", "description": "PROJECT/site, project:CODE or agency:CODE"},
+                        "complete": {"type": "boolean", "default": False,
+                                     "description": "last batch of a run that covers its whole target"},
+                        "observations": {"type": "array", "maxItems": 2000, "items": {
+                            "type": "object", "required": ["address", "status", "observation_id"],
+                            "description": "probe --json objects (schema_version 1-2) with an observation_id",
+                            "properties": {"address": {"type": "string"}, "status": {"type": "string"},
+                                           "observation_id": {"type": "string", "maxLength": 128},
+                                           "schema_version": {"type": "integer"}}}}}}}}},
+                "responses": {"200": {"description": "Recorded; body: scan_run_id, new, skipped, failed, closed, "
+                                                     "coverage"},
+                              "403": {"description": "Not your agency's target or addresses; detail names the field"},
+                              "409": {"description": "Another run of the target is open"},
+                              "413": {"description": "Body or batch too large"}, **errors}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": ok}}},
         },
     }

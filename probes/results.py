@@ -181,6 +181,9 @@ class Observation:
     channels: tuple[ChannelInfo, ...] = ()  # recorders: the cameras behind them
     storage: tuple[StorageInfo, ...] = ()
     retention_days: float | None = None  # shortest retention over the recording channels
+    #: Made where the observation was made (a UUID, or the prober's run id and a sequence number); the
+    #: application skips an observation whose id it already stored, so sending a file twice is harmless.
+    observation_id: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -262,7 +265,7 @@ def utc_now_iso() -> str:
 _MULTILINE = frozenset({"raw_errors"})
 #: Fields that are binary or our own enum values (never credentials, never redacted).
 _NOT_TEXT = frozenset({"thumbnail_jpeg", "status", "observed_at", "schema_version", "credential_ref",
-                       "rejected_refs"})
+                       "rejected_refs", "observation_id"})
 
 
 def _redacted(value: Any, key: str = "") -> Any:

@@ -67,7 +67,8 @@ def _names_a_parameter(detail: str, case) -> bool:
     sent = [*(case.query or {}), *(case.path_parameters or {})]
     if isinstance(case.body, dict):
         sent.extend(case.body)
-    words = sent + ["target", "JSON body"]  # the POST /scans body (or its absence) is named as such
+    # the POST /scans body (or its absence) is named as such; POST /observations names its required fields
+    words = sent + ["target", "JSON body", "run", "observations"]
     return any(word and str(word) in detail for word in words)
 
 
