@@ -60,6 +60,7 @@ from cctv_monitor.credentials import (
 )
 from cctv_monitor.db import get_db
 from cctv_monitor.homes import ProjectRanges
+from cctv_monitor.recorders import is_recorder, record_expanded, recorder_spec
 from cctv_monitor.models import (
     Agency,
     AlertEvent,
@@ -77,7 +78,7 @@ from cctv_monitor.statuses import ScanState
 from probes.results import Observation as ObsData
 from probes.results import ProbeStatus
 from probes.targets import Credential, Target
-from probes.vocab import host_of, is_placeholder_serial, is_valid_mac
+from probes.vocab import host_of, is_placeholder_serial, is_valid_mac, split_channel
 
 LOGGER = logging.getLogger(__name__)
 
@@ -283,10 +284,12 @@ _NO_PROJECT_SPEC = Spec(code="(none)", name_th="ไม่อยู่ในโ�
                         device_class="fixed_outdoor", requirements=MappingProxyType({}))
 
 
-def spec_of(project: Project | None) -> Spec:
-    """The parsed spec profile of ``project`` (no project: only the always-on rules run)."""
+def spec_of(project: Project | None, *, recorder: bool = False) -> Spec:
+    """The parsed spec profile of ``project`` for its cameras or its recorders (no project: always-on rules)."""
     if project is None:
         return _NO_PROJECT_SPEC
+    if recorder and project.recorder_spec_profile is not None:
+        return recorder_spec(project)
     try:
         from cctv_monitor.registry import spec_for_project  # type: ignore[attr-defined]
     except ImportError:
@@ -367,7 +370,7 @@ class ScanRecorder:
                                                              Finding.device_id.is_not(None))):
             self.active.setdefault(finding.device_id, {})[(finding.rule_id, finding.subject)] = finding
         self.last_good = self._load_last_good()
-        self.specs: dict[int | None, Spec] = {}
+        self.specs: dict[tuple[int | None, bool], Spec] = {}
         self.seen_this_run: dict[int, str] = {}  # device id -> address it answered at
         self.mac_claims: dict[str, tuple[int, str]] = {}  # mac -> (device id, address) in this run
         # Full per-camera results only when the caller wants them (``check``, tests): at 10,000 cameras they
@@ -402,11 +405,11 @@ class ScanRecorder:
             .join(latest, Observation.id == latest.c.oid))
         return {r[0]: _LastGood(*r[1:]) for r in rows}
 
-    def spec_for(self, project: Project | None) -> Spec:
-        """Parsed spec per project, parsed once per run."""
-        key = project.id if project is not None else None
+    def spec_for(self, project: Project | None, *, recorder: bool = False) -> Spec:
+        """Parsed spec per project and device class (camera or recorder), parsed once per run."""
+        key = (project.id if project is not None else None, recorder)
         if key not in self.specs:
-            self.specs[key] = spec_of(project)
+            self.specs[key] = spec_of(project, recorder=recorder)
         return self.specs[key]
 
     # matching
@@ -570,7 +573,8 @@ class ScanRecorder:
                 self._flag(owner, f"its MAC/serial is also reported by {obs.address}, outside this project's site "
                                   "ranges: not matched, nothing changed")
             entry = None
-        if entry is None and not macs and not (ident and ident.serial and not is_placeholder_serial(ident.serial)):
+        if entry is None and (obs.channel is not None  # registers may name a camera by recorder + channel
+                              or not macs and not (ident and ident.serial and not is_placeholder_serial(ident.serial))):
             # Nothing to identify it by (e.g. ONVIF disabled): the register's expected address is the best link.
             entry = self.register_by_address.get(obs.address)
             if entry is not None and ident is None and not device.mac and entry.mac:
@@ -590,7 +594,7 @@ class ScanRecorder:
         device.agency_id = project.agency_id if project else None
         device.site_id = site.id if site is not None and (project is None or site.project_id == project.id) else None
 
-        spec = self.spec_for(project)
+        spec = self.spec_for(project, recorder=is_recorder(obs))
         findings = evaluate_device(obs, spec, registered=registered)
         status = derive_status(obs, findings, registered=registered, seen_before=seen_before)
 
@@ -1121,7 +1125,7 @@ def _discover(app: Flask, scope: ScanScope, recorder: ScanRecorder) -> list[Targ
     site_ids = {s.id for s in scope.sites}
     project_ids = {p.id for p in scope.projects}
     for device in recorder.devices.values():
-        if not device.address or device.address in found:
+        if not device.address or device.address in found or split_channel(device.address)[1] is not None:
             continue
         # Only inside the scanned ranges: a device that moved out shows as missing until found in range again,
         # and a probe (with this scope's credentials) never follows an address the device itself reported.
@@ -1184,9 +1188,14 @@ async def _probe_and_record(app: Flask, recorder: ScanRecorder, targets: list[Ta
 
 
 def _safe_record(recorder: ScanRecorder, record: Callable[[ObsData], Any], obs: ObsData) -> None:
+    """Record one device and, for a recorder, each camera behind it (:mod:`cctv_monitor.recorders`)."""
+    record_expanded(recorder, record, obs, _record_one)
+
+
+def _record_one(recorder: ScanRecorder, record: Callable[[ObsData], Any], obs: ObsData) -> Any:
     """Record one camera; a failure rolls back that camera only and the scan goes on."""
     try:
-        record(obs)
+        return record(obs)
     except Exception:  # noqa: BLE001 - one broken camera never stops a scan
         recorder.session.rollback()
         LOGGER.exception("%s: recording the observation failed; camera skipped", obs.address)

@@ -12,6 +12,7 @@ from probes.results import Observation, ProbeStatus
 
 from cctv_monitor.compliance.findings import BLOCKING, FindingResult
 from cctv_monitor.compliance.rules import ENGINE_RULES, RULES, DeviceContext
+from cctv_monitor.compliance import recorder_rules  # noqa: F401  (registers the recording rules)
 from cctv_monitor.compliance.spec import Spec
 from cctv_monitor.statuses import DeviceStatus
 
@@ -100,7 +101,8 @@ def derive_status(obs: Observation | None, findings: Sequence[FindingResult], *,
                   seen_before: bool) -> DeviceStatus:
     """One status per device; the first matching line wins.
 
-    1. no observation, or nothing answered (unreachable/timeout): OFFLINE if the device was seen before,
+    1. no observation, or nothing answered (unreachable/timeout): OFFLINE if the device was seen before
+       (or its recorder lists it),
        else MISSING if registered (it never showed up), else UNKNOWN;
     2. it answered but we could not read it (auth failed, ONVIF disabled, not ONVIF, not supported,
        malformed reply, probe error): UNREACHABLE;
@@ -109,7 +111,8 @@ def derive_status(obs: Observation | None, findings: Sequence[FindingResult], *,
     5. otherwise COMPLIANT (minor and info findings do not change the status).
     """
     if obs is None or obs.status in SILENT:
-        if seen_before:
+        # A camera its recorder lists but reports offline has been there: offline, not unknown.
+        if seen_before or (obs is not None and obs.recorder is not None):
             return DeviceStatus.OFFLINE
         return DeviceStatus.MISSING if registered else DeviceStatus.UNKNOWN
     if not obs.ok:
