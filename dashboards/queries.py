@@ -217,6 +217,7 @@ DEVICE_COLUMNS = (
     LastObs.fps.label("fps"), LastObs.measured_width.label("measured_width"),
     LastObs.measured_height.label("measured_height"), LastObs.measured_fps.label("measured_fps"),
     Device.recorder_id, Device.channel,
+    LastObs.probe_status.label("probe_status"),
 )
 
 

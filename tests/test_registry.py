@@ -23,6 +23,7 @@ EXPECTED = {  # code: (agency, profile, approved, sites, register size)
     "CR-MS-2568-001": ("maesai-mun", "fixed_outdoor", 12, ["bridge", "market"], 12),
     "CR-MS-2568-002": ("wiangphangkham-mun", "fixed_analytics", 10, ["school"], 10),
     "CR-MS-2567-003": ("pongpha-sao", "fixed_indoor", 8, ["office"], 7),
+    "CR-MS-2568-004": ("maesai-mun", "fixed_outdoor", 11, ["control-room"], 11),  # recorder profile: nvr
 }
 
 
@@ -79,12 +80,12 @@ def imported(runner, session):
 
 def test_import_examples_twice_same_result(runner, session, imported):
     """Importing the examples twice gives the same rows; the second run reports everything unchanged."""
-    assert "8 created" in imported.output
+    assert "9 created" in imported.output  # 5 profiles, 4 projects
     assert projects_table(session) == EXPECTED
     before = snapshot(session)
     again = runner.invoke(cli, args=["import-projects", str(PROJECTS)])
     assert again.exit_code == 0, again.output
-    assert "0 created, 0 updated, 8 unchanged" in again.output
+    assert "0 created, 0 updated, 9 unchanged" in again.output
     assert snapshot(session) == before
     assert session.scalar(select(RegisterEntry).where(RegisterEntry.mac == "c0:56:e3:00:02:0e")).label == "ms-bridge-04"
     agency = session.scalar(select(Agency).where(Agency.code == "pongpha-sao"))
@@ -160,12 +161,16 @@ def test_load_spec_and_spec_for_project(session, imported):
 
 
 def test_example_csv_equals_yaml(runner, session, imported):
-    """The example CSV holds the same projects as the YAML files; importing it twice is idempotent."""
+    """The example CSV holds the same camera projects as the YAML files; importing it twice is idempotent.
+
+    The control-room project (a recorder, cameras registered by recorder + channel) is shipped as YAML only.
+    """
     before = projects_table(session)
     first = runner.invoke(cli, args=["import-projects", "--no-profiles", str(EXAMPLE_CSV)])
     assert first.exit_code == 0, first.output
     assert projects_table(session) == before == EXPECTED
-    macs = {e.mac for e in session.scalars(select(RegisterEntry))}
+    macs = {e.mac for e in session.scalars(select(RegisterEntry).join(Project)
+                                           .where(Project.code != "CR-MS-2568-004"))}
     assert "24:28:fd:00:04:0b" in macs and len(macs) == 29  # 24-28-FD-00-04-0B normalised
     project = session.scalar(select(Project).where(Project.code == "CR-MS-2567-003"))
     assert str(project.approval_date) == "2024-06-10"  # 10/06/2567 (Buddhist year)
@@ -206,11 +211,12 @@ def test_bad_csv_row_exits_2_and_changes_nothing(runner, session, tmp_path, impo
     assert result.exit_code == 2
     problems = [line.strip() for line in result.output.splitlines() if line.startswith("  ")]
     assert problems == [
-        f"{bad}, row 2, field site_address_ranges: '127.0.4.300/24' is not an address range (CIDR such as "
-        "192.168.1.0/24, a range a.b.c.d-a.b.c.e, or host:port)",
-        f"{bad}, row 4, field mac: '24-28-FD-00-04-ZZ' is not a MAC address (e.g. c0:56:e3:00:01:0b)",
-        f"{bad}, row 9, field approved_count: 'twelve' is not a whole number",
-        f"{bad}, row 13, field site_latitude: '21.0' differs from '20.4465' given in row 9 for the same "
+        f"{bad}, row 2, column site_address_ranges: '127.0.4.300/24' is not an address range (not a valid "
+        "network address/prefix); write a CIDR such as 192.168.1.0/24, an address, a range 192.168.1.11-192.168.1.18 "
+        "(or 192.168.1.11-18), or host:port",
+        f"{bad}, row 4, column mac: '24-28-FD-00-04-ZZ' is not a MAC address (e.g. c0:56:e3:00:01:0b)",
+        f"{bad}, row 9, column approved_count: 'twelve' is not a whole number",
+        f"{bad}, row 13, column site_latitude: '21.0' differs from '20.4465' given in row 9 for the same "
         "project/site (repeat the same value or leave it empty)",
     ]
     assert "nothing imported from this file" in result.output
@@ -251,7 +257,7 @@ def test_yaml_errors_name_line_and_field(runner, session, tmp_path):
     fixed.write_text(text.replace("approved_count: -1", "approved_count: 8"), encoding="utf-8")
     result = runner.invoke(cli, args=["import-projects", str(fixed)])
     assert result.exit_code == 2
-    assert "field spec_profile: spec profile 'fixed_indor' is not imported (known: fixed_analytics" in result.output
+    assert "field spec_profile: 'fixed_indor' is not a spec profile (did you mean 'fixed_indoor'" in result.output
     assert projects_table(session) == {}
 
 
@@ -275,7 +281,7 @@ def test_bad_xlsx_cell_names_row_and_field(runner, session, tmp_path, imported):
     before = snapshot(session)
     result = runner.invoke(cli, args=["import-projects", "--no-profiles", str(bad)])
     assert result.exit_code == 2
-    assert f"{bad}, row 2, field site_ports: 99999 is not a port (1-65535)" in result.output
+    assert f"{bad}, row 2, column site_ports: 99999 is not a port (1-65535)" in result.output
     assert snapshot(session) == before
 
 
@@ -322,7 +328,7 @@ def test_mac_registered_in_another_project(runner, session, tmp_path, imported):
         csv.writer(handle).writerows(rows)
     result = runner.invoke(cli, args=["import-projects", "--no-profiles", str(path)])
     assert result.exit_code == 2
-    assert f"{path}, row 3, field mac: MAC c0:56:e3:00:01:0b is already registered in project CR-MS-2568-001" \
+    assert f"{path}, row 3, column mac: MAC c0:56:e3:00:01:0b is already registered in project CR-MS-2568-001" \
         in result.output
     assert "CR-X-1" not in projects_table(session)
 
@@ -373,8 +379,8 @@ def test_csv_header_problems(runner, tmp_path):
     path.write_text("project_cod,mac\nX,aa:bb:cc:dd:ee:ff\n", encoding="utf-8")
     result = runner.invoke(cli, args=["import-projects", "--no-profiles", str(path)])
     assert result.exit_code == 2
-    assert "row 1, field project_cod: unknown column" in result.output
-    assert "row 1, field project_code: required column missing" in result.output
+    assert "row 1, column project_cod: unknown column" in result.output
+    assert "row 1, column project_code / รหัสโครงการ (no such column in the file): required column missing" in result.output
 
 
 def test_register_larger_than_approved(runner, tmp_path, imported):
@@ -409,7 +415,7 @@ def test_import_path_api_reports_per_file(app, session, tmp_path):
     bad.write_text("", encoding="utf-8")
     with app.app_context():
         report = import_path(session, PROJECTS, profiles_dir=ROOT / "config" / "profiles")
-        assert report.ok and report.count("created") == 8
+        assert report.ok and report.count("created") == 9
         report = import_path(session, bad)
     assert not report.ok
     assert report.errors[0].file == str(bad) and "empty" in report.errors[0].message

@@ -18,7 +18,6 @@ from typing import Any, Mapping
 
 from cctv_monitor.compliance.requirement import Requirement, SpecError
 from cctv_monitor.compliance.rules import RULES
-from cctv_monitor.compliance import recorder_rules  # noqa: F401  (registers the recording rules)
 from cctv_monitor.statuses import Severity
 
 #: Camera classes of the MDES criteria we ship profiles for (``device_class`` of a profile).
