@@ -32,5 +32,9 @@ def recorder_view(session: Session, device: Device, last_obs: Observation | None
                      "model": info.get("model"), "online": info.get("online"),
                      "status_detail": info.get("status_detail"), "retention_days": info.get("retention_days")})
     disks = [d for d in data.get("storage") or [] if isinstance(d, dict)]
+    # As the retention rule judges it: the shortest over the cameras that are online (an offline camera's
+    # old recordings age out and say nothing about the recorder's settings).
+    kept = [r["retention_days"] for r in rows if r["online"] is not False and isinstance(r["retention_days"], (int, float))]
+    retention = min(kept) if kept else data.get("retention_days")
     return {"parent": parent, "channel": device.channel, "channels": rows, "disks": disks,
-            "retention_days": data.get("retention_days"), "is_recorder": bool(rows or disks)}
+            "retention_days": retention, "is_recorder": bool(rows or disks)}
