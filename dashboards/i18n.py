@@ -94,7 +94,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "last_ok": ("อ่านได้ครบล่าสุด", "Last complete read"),
     "registered": ("ลงทะเบียน", "Registered"),
     "behind_recorder": ("ต่อผ่านเครื่องบันทึก", "Behind recorder"),
-    "behind_recorder_filter": ("ต่อผ่านเครื่องบันทึก", "Behind a recorder"),
+    "behind": ("ต่อผ่านเครื่องบันทึก", "Behind a recorder"),
     "behind_yes": ("เห็นผ่านเครื่องบันทึกเท่านั้น", "Seen only through a recorder"),
     "behind_no": ("มีที่อยู่ของตนเอง", "Own address"),
     "behind_recorders_tile": ("กล้องที่เห็นผ่านเครื่องบันทึกเท่านั้น", "Cameras seen only through recorders"),
