@@ -268,3 +268,35 @@ def test_control_room_scan_recorder_channels_retention_and_silence(app, session,
     assert devices["127.78.7.11"].status == "offline"
     assert {d.status for d in devices.values() if d.recorder_id == nvr.id} == {"offline"}
     assert devices["127.78.7.12"].status == "compliant"
+
+
+@pytest.mark.slow
+@pytest.mark.rtsp
+def test_cameras_behind_a_recorder_are_measured_through_it(app, session, runner):
+    """`scan --streams`: each online camera's main stream is read through the recorder's RTSP address and
+    judged on its own device (channel 3 measured at 1280x720); the offline one is not opened."""
+    from cctv_monitor.models import Observation as ObservationRow
+    from cctv_monitor.simulator.rtsp import rtsp_unavailable_reason
+    from cctv_monitor.simulator.testing import running_fleet
+
+    reason = rtsp_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with running_fleet(control_room(), streams=True) as fleet:
+        assert fleet.streams, fleet.streams_reason
+        import_control_room(app, session, {cam.port for cam in fleet})
+        result = runner.invoke(cli, args=["scan", "--project", "CR-MS-2568-004", "--streams", "--no-progress"])
+        assert result.exit_code == 0, result.output
+    devices = devices_by_key(session)
+    for number in range(1, 9):
+        device = devices[f"127.78.7.11/ch{number}"]
+        row = session.get(ObservationRow, device.last_observation_id)
+        checks = row.data.get("stream_checks") or []
+        if number == 8:
+            assert checks == [] and device.status == "offline"
+            continue
+        [check] = checks
+        assert check["ok"] and check["profile_token"] == f"{number}01", check
+        assert row.measured_width == (1280 if number == 3 else 1920), number
+    assert devices["127.78.7.11/ch3"].status == "non_compliant"
+    assert not {r for r in active_rules(session, devices["127.78.7.11/ch1"]) if r.startswith(("stream_", "image_"))}
