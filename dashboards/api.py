@@ -104,6 +104,7 @@ def _device_json(d: dict[str, Any]) -> dict[str, Any]:
         "height": d["measured_height"] or d["height"],
         "fps": d["measured_fps"] if d["measured_fps"] is not None else d["fps"],
         "first_seen": _iso(d["first_seen"]), "last_seen": _iso(d["last_seen"]),
+        "recorder_id": d["recorder_id"], "channel": d["channel"],  # a camera seen only through a recorder
     }
 
 
@@ -153,6 +154,8 @@ def device(device_id: int) -> Any:
         "registered": row.registered, "agency": row.agency.code if row.agency else None,
         "project": row.project.code if row.project else None, "site": row.site.code if row.site else None,
         "first_seen": _iso(row.first_seen), "last_seen": _iso(row.last_seen), "last_ok": _iso(row.last_ok),
+        "recorder": row.recorder.address if row.recorder else None, "recorder_id": row.recorder_id,
+        "channel": row.channel,
         "profiles": profiles, "findings": [_finding_json(f) for f in queries.device_findings(session, row.id)],
     })
 

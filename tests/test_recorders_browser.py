@@ -135,3 +135,16 @@ def test_device_table_filters_cameras_behind_a_recorder(page, server):
     addresses = page.locator("#device-table tbody tr td:nth-child(2)").all_inner_texts()
     assert sorted(a.split(":")[0] for a in addresses) == ["127.78.8.11", "127.78.8.12", "127.78.8.13"]
     page.screenshot(path=str(SHOTS / "devices-behind-recorder-th.png"), full_page=True)
+
+
+def test_api_gives_recorder_and_channel(page, server):
+    """The JSON API lists the same 8 cameras behind the recorder, each with its recorder and channel."""
+    base, ids = server
+    _login(page, base, "auditor", PASSWORD)
+    reply = page.request.get(f"{base}/api/v1/devices?behind=yes")
+    assert reply.status == 200, reply.text()
+    items = reply.json()["items"]
+    assert sorted(i["channel"] for i in items) == list(range(1, 9))
+    assert {i["recorder_id"] for i in items} == {ids["127.78.8.11"]}
+    detail = page.request.get(f"{base}/api/v1/devices/{ids['127.78.8.11/ch5']}").json()
+    assert detail["channel"] == 5 and detail["recorder"].startswith("127.78.8.11:")
