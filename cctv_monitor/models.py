@@ -127,12 +127,16 @@ class Project(Timestamped, Base):
     committee_level: Mapped[Optional[str]] = mapped_column(String(32))  # ministry | province
     budget_thb: Mapped[Optional[Decimal]] = mapped_column(Numeric(14, 2))
     spec_profile_id: Mapped[int] = mapped_column(ForeignKey("spec_profile.id", ondelete="RESTRICT"), index=True)
+    # Recorders (NVR/DVR) of the project are judged by this profile; None: by ``spec_profile`` like cameras.
+    recorder_spec_profile_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("spec_profile.id", ondelete="RESTRICT"))
     approved_count: Mapped[int] = mapped_column(Integer, default=0)
     source_file: Mapped[Optional[str]] = mapped_column(String(500))
     content_hash: Mapped[Optional[str]] = mapped_column(String(64))
 
     agency: Mapped[Agency] = relationship(back_populates="projects")
-    spec_profile: Mapped[SpecProfile] = relationship()
+    spec_profile: Mapped[SpecProfile] = relationship(foreign_keys=[spec_profile_id])
+    recorder_spec_profile: Mapped[Optional[SpecProfile]] = relationship(foreign_keys=[recorder_spec_profile_id])
     sites: Mapped[list["Site"]] = relationship(back_populates="project", cascade="all, delete-orphan")
     register: Mapped[list["RegisterEntry"]] = relationship(back_populates="project", cascade="all, delete-orphan")
 
@@ -213,10 +217,14 @@ class Device(Timestamped, Base):
     credential_ref: Mapped[Optional[str]] = mapped_column(String(64))
     rejected_credential_refs: Mapped[Optional[list[Any]]] = mapped_column(JSON, default=list)
     last_observation_id: Mapped[Optional[int]] = mapped_column(Integer)  # no FK: avoids a cycle
+    # A camera seen only through a recorder: the recorder's device and the channel it occupies there.
+    recorder_id: Mapped[Optional[int]] = mapped_column(ForeignKey("device.id", ondelete="SET NULL"), index=True)
+    channel: Mapped[Optional[int]] = mapped_column(Integer)
 
     agency: Mapped[Optional[Agency]] = relationship()
     project: Mapped[Optional[Project]] = relationship()
     site: Mapped[Optional[Site]] = relationship()
+    recorder: Mapped[Optional["Device"]] = relationship(remote_side=[id], foreign_keys=[recorder_id])
 
 
 class ScanRun(Timestamped, Base):

@@ -154,6 +154,7 @@ class ProjectData:
     committee_level: str | None
     budget_thb: Decimal | None
     spec_profile: str
+    recorder_spec_profile: str | None
     approved_count: int
     sites: list[SiteData]
     register: list[EntryData]

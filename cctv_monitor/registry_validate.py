@@ -12,6 +12,7 @@ from cctv_monitor.credentials import password_env_problem
 from cctv_monitor.crypto import Credential
 from cctv_monitor.lookup import did_you_mean
 from probes.ranges import RangeError, parse_range, split_ranges
+from probes.vocab import channel_address, split_channel
 from cctv_monitor.registry_records import (
     AgencyData,
     COMMITTEE_LEVELS,
@@ -32,7 +33,7 @@ def _validate_project(data: Mapping[str, Any], problems: _Problems, base: tuple[
     """Turn a project mapping into :class:`ProjectData`, adding a problem for every bad field."""
     before = len(problems.items)
     allowed = {"code", "title_th", "title_en", "agency", "approval_ref", "approval_date", "committee_level",
-               "budget_thb", "spec_profile", "approved_count", "sites", "register"}
+               "budget_thb", "spec_profile", "recorder_spec_profile", "approved_count", "sites", "register"}
     for key in data:
         if key not in allowed:
             problems.add(base + (key,), f"unknown field (allowed: {', '.join(sorted(allowed))})")
@@ -46,6 +47,7 @@ def _validate_project(data: Mapping[str, Any], problems: _Problems, base: tuple[
     budget = _decimal(data.get("budget_thb"), problems, base + ("budget_thb",))
     # A code or the profile's Thai name: which one is checked against the imported profiles when writing.
     profile = _str(data, "spec_profile", problems, base, required=True)
+    recorder_profile = _str(data, "recorder_spec_profile", problems, base)
     approved = _int(data.get("approved_count"), problems, base + ("approved_count",), required=True, minimum=0)
     sites = _validate_sites(data.get("sites"), problems, base + ("sites",))
     register = _validate_register(data.get("register"), sites, problems, base + ("register",))
@@ -57,7 +59,8 @@ def _validate_project(data: Mapping[str, Any], problems: _Problems, base: tuple[
     return ProjectData(code=code, title_th=title_th, title_en=_str(data, "title_en", problems, base),
                        agency=agency, approval_ref=_str(data, "approval_ref", problems, base),
                        approval_date=approval_date, committee_level=committee, budget_thb=budget,
-                       spec_profile=profile, approved_count=approved, sites=sites or [], register=register or [],
+                       spec_profile=profile, recorder_spec_profile=recorder_profile, approved_count=approved,
+                       sites=sites or [], register=register or [],
                        path=base, locate=problems.locate)
 
 
@@ -166,7 +169,7 @@ def _validate_register(data: Any, sites: list[SiteData] | None, problems: _Probl
             problems.add(where, "expected a mapping")
             continue
         for key in item:
-            if key not in {"mac", "serial", "label", "location", "address", "site"}:
+            if key not in {"mac", "serial", "label", "location", "address", "site", "recorder", "channel"}:
                 problems.add(where + (key,), "unknown field")
         mac = None
         if item.get("mac") is not None:
@@ -187,21 +190,36 @@ def _validate_register(data: Any, sites: list[SiteData] | None, problems: _Probl
                 problems.add(where + ("serial",), f"serial {serial!r} is registered twice in this project"
                              + (f" (first in row {first})" if first is not None else ""))
             serials[serial] = index
-        if mac is None and serial is None and item.get("mac") is None:
-            problems.add(where + ("mac",), "give the MAC address or the serial number of the camera")
+        # A camera behind a recorder may be named by the recorder's host:port and its channel number instead.
+        by_channel = _recorder_channel(item, problems, where)
+        if mac is None and serial is None and item.get("mac") is None and by_channel is None:
+            problems.add(where + ("mac",), "give the MAC address or the serial number of the camera, "
+                                           "or its recorder (host:port) and channel")
         site = _str(item, "site", problems, where)
         if site is None and len(site_codes) == 1:
             site = site_codes[0]
         elif site is not None and sites is not None and site not in site_codes:
             problems.add(where + ("site",), f"{site!r} is not a site of this project "
                                             f"({', '.join(site_codes) or 'none'})")
-        address = _str(item, "address", problems, where)
-        if address is not None and _host_port(address) is None:
+        address = by_channel or _str(item, "address", problems, where)
+        if address is not None and _host_port(split_channel(address)[0]) is None:
             problems.add(where + ("address",), f"{address!r} is not host[:port]")
         entries.append(EntryData(mac=mac, serial=serial, label=_str(item, "label", problems, where),
                                  location=_str(item, "location", problems, where), address=address, site=site,
                                  path=where))
     return entries
+
+
+def _recorder_channel(item: Mapping[str, Any], problems: _Problems, where: tuple[Any, ...]) -> str | None:
+    """The channel address ("host:port/ch3") of an entry naming ``recorder`` and ``channel``, else None."""
+    if item.get("recorder") is None and item.get("channel") is None:
+        return None
+    recorder = _str(item, "recorder", problems, where)
+    channel = _int(item.get("channel"), problems, where + ("channel",), required=True, minimum=1)
+    if recorder is None or _host_port(recorder) is None:
+        problems.add(where + ("recorder",), f"{item.get('recorder')!r} is not the recorder's host[:port]")
+        return None
+    return channel_address(recorder, channel) if channel is not None else None
 
 
 def normalise_mac(text: str) -> str | None:

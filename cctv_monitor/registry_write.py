@@ -72,6 +72,12 @@ def _write_project(session: Session, data: ProjectData, result: FileResult, app:
         hint = did_you_mean(data.code, known_codes, cutoff=0.8)
         if hint:
             result.notes.append(f"project {data.code} is new{hint.replace('did you mean', 'did you mean the existing')}")
+    recorder_profile = None
+    if data.recorder_spec_profile is not None:
+        try:
+            recorder_profile = find_profile(session, data.recorder_spec_profile)
+        except LookupError_ as exc:
+            problems.append(locate(data, ("recorder_spec_profile",), str(exc)))
     # A camera belongs to one project: its MAC or serial may not sit in another project's register.
     macs = [e.mac for e in data.register if e.mac]
     serials = [e.serial for e in data.register if e.serial]
@@ -107,6 +113,7 @@ def _write_project(session: Session, data: ProjectData, result: FileResult, app:
                           approval_ref=data.approval_ref, approval_date=data.approval_date,
                           committee_level=data.committee_level, budget_thb=data.budget_thb,
                           spec_profile_id=profile.id, approved_count=data.approved_count,
+                          recorder_spec_profile_id=recorder_profile.id if recorder_profile else None,
                           source_file=Path(result.path).name)
     if project is None:
         project = Project(code=data.code, **project_values)
@@ -140,13 +147,17 @@ def _write_project(session: Session, data: ProjectData, result: FileResult, app:
         changed = True
     session.flush()
 
-    # Register: match by MAC, then serial; update in place, add, drop what the file no longer lists.
+    # Register: match by MAC, then serial, then channel address; update in place, add, drop what the file no longer lists.
     by_mac = {e.mac: e for e in project.register if e.mac}
     by_serial = {e.serial: e for e in project.register if e.serial}
+    # Cameras named by recorder + channel only: their channel address is all there is to match.
+    by_address = {e.address: e for e in project.register if e.address and not e.mac and not e.serial}
     kept: set[int] = set()
     for entry_data in data.register:
         entry = (by_mac.get(entry_data.mac) if entry_data.mac else None) or \
-                (by_serial.get(entry_data.serial) if entry_data.serial else None)
+                (by_serial.get(entry_data.serial) if entry_data.serial else None) or \
+                (by_address.get(entry_data.address) if entry_data.address and not entry_data.mac
+                 and not entry_data.serial else None)
         site = sites_by_code.get(entry_data.site) if entry_data.site else None
         values = dict(mac=entry_data.mac, serial=entry_data.serial, label=entry_data.label,
                       location=entry_data.location, address=entry_data.address,

@@ -63,6 +63,7 @@ def device_summary(d: Mapping[str, Any]) -> dict[str, Any]:
         "height": d["measured_height"] or d["height"],
         "fps": d["measured_fps"] if d["measured_fps"] is not None else d["fps"],
         "first_seen": _iso(d["first_seen"]), "last_seen": _iso(d["last_seen"]),
+        "recorder_id": d.get("recorder_id"), "channel": d.get("channel"),  # a camera seen only through a recorder
     }
 
 
@@ -81,5 +82,7 @@ def device_to_dict(device: Any, observation_data: Any = None) -> dict[str, Any]:
         "project": device.project.code if device.project else None,
         "site": device.site.code if device.site else None,
         "first_seen": _iso(device.first_seen), "last_seen": _iso(device.last_seen), "last_ok": _iso(device.last_ok),
+        "recorder": device.recorder.address if getattr(device, "recorder", None) else None,
+        "recorder_id": getattr(device, "recorder_id", None), "channel": getattr(device, "channel", None),
         "profiles": profiles,
     }

@@ -38,6 +38,7 @@ from dashboards import exports, figures, overview_cache, queries
 from dashboards.lang import t
 from dashboards.i18n import format_date
 from dashboards.queries import DeviceFilters
+from dashboards.recorders import recorder_view
 from dashboards.security import project_scope, visible_agency_ids
 
 LOGGER = logging.getLogger(__name__)
@@ -76,7 +77,8 @@ def overview() -> Any:
                                             queries.top_findings(session, filters, current_user), lang),
         }
         return {"counts": counts, "charts": charts, "options": queries.filter_options(session, current_user),
-                "rate": queries.compliance_rate(counts), "total": sum(counts.values())}
+                "rate": queries.compliance_rate(counts), "total": sum(counts.values()),
+                "behind_recorders": queries.behind_recorder_count(session, filters, current_user)}
 
     context = overview_cache.overview_context(session, filters, current_user, lang, build)
     return render_template("overview.html", filters=filters, **context)
@@ -114,6 +116,7 @@ def device(device_id: int) -> Any:
     if last_obs is not None and isinstance(last_obs.data, dict):
         xaddrs = [redact_uri(x) for x in last_obs.data.get("xaddrs") or [] if isinstance(x, str)]
     return render_template("device.html", device=row, last_obs=last_obs, profiles=_profiles(last_obs),
+                           recorder=recorder_view(session, row, last_obs),
                            findings=queries.device_findings(session, row.id),
                            history=queries.device_history(session, row.id), changes=changes, xaddrs=xaddrs,
                            thumbnail_id=queries.latest_thumbnail_id(session, row.id))

@@ -24,6 +24,8 @@ DEVICE_FILTERS = [
     _param("province", "Agency province (Thai name)"),
     _param("district", "Agency district (Thai name)"),
     _param("registered", "yes: in a register; no: unregistered", {"type": "string", "enum": ["yes", "no"]}),
+    _param("behind", "yes: cameras seen only through a recorder; no: devices with an address of their own",
+           {"type": "string", "enum": ["yes", "no"]}),
     _param("page", "Page number (1-based)", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
     _param("per_page", "Rows per page", {"type": "integer", "minimum": 1, "maximum": max(PER_PAGE_CHOICES)}),
 ]
@@ -67,7 +69,8 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "status": {"type": "string", "enum": [s.value for s in DeviceStatus]},
                     "registered": {"type": "boolean"}, "agency": _NULL_STR, "project": _NULL_STR,
                     "encoding": _NULL_STR, "width": _NULL_INT, "height": _NULL_INT,
-                    "fps": {"type": ["number", "null"]}, "first_seen": _NULL_STR, "last_seen": _NULL_STR}},
+                    "fps": {"type": ["number", "null"]}, "first_seen": _NULL_STR, "last_seen": _NULL_STR,
+                    "recorder_id": _NULL_INT, "channel": _NULL_INT}},
                 "Finding": {"type": "object", "properties": {
                     "id": {"type": "integer"}, "device_id": _NULL_INT, "project_id": _NULL_INT,
                     "rule_id": {"type": "string"}, "severity": {"type": "string"}, "subject": _NULL_STR,

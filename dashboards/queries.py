@@ -78,13 +78,14 @@ class DeviceFilters:
     province: str = ""
     district: str = ""
     registered: str = ""  # "", "yes", "no"
+    behind: str = ""  # "", "yes" (cameras seen only through a recorder), "no"
     sort: str = "address"
     direction: str = "asc"
     page: int = 1
     per_page: int = DEFAULT_PER_PAGE
 
     FIELDS = ("q", "status", "agency", "project", "finding", "model", "firmware", "province", "district",
-              "registered")
+              "registered", "behind")
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], *, strict: bool = False) -> "DeviceFilters":
@@ -102,10 +103,11 @@ class DeviceFilters:
             if strict:
                 raise FilterError(f"status={values['status']!r}: expected one of {', '.join(STATUS_VALUES)}")
             values["status"] = ""
-        if values["registered"] not in ("", "yes", "no"):
-            if strict:
-                raise FilterError(f"registered={values['registered']!r}: expected yes or no")
-            values["registered"] = ""
+        for name in ("registered", "behind"):
+            if values[name] not in ("", "yes", "no"):
+                if strict:
+                    raise FilterError(f"{name}={values[name]!r}: expected yes or no")
+                values[name] = ""
         sort = args.get("sort") or "address"
         if sort not in SORT_COLUMNS:
             if strict:
@@ -204,6 +206,10 @@ def device_conditions(filters: DeviceFilters) -> list[Any]:
         conds.append(Device.registered.is_(True))
     elif filters.registered == "no":
         conds.append(Device.registered.is_(False))
+    if filters.behind == "yes":
+        conds.append(Device.recorder_id.is_not(None))
+    elif filters.behind == "no":
+        conds.append(Device.recorder_id.is_(None))
     if filters.finding:
         conds.append(Device.id.in_(
             select(Finding.device_id).where(Finding.active.is_(True), Finding.rule_id == filters.finding,
@@ -227,6 +233,7 @@ DEVICE_COLUMNS = (
     LastObs.encoding.label("encoding"), LastObs.width.label("width"), LastObs.height.label("height"),
     LastObs.fps.label("fps"), LastObs.measured_width.label("measured_width"),
     LastObs.measured_height.label("measured_height"), LastObs.measured_fps.label("measured_fps"),
+    Device.recorder_id, Device.channel,
     LastObs.probe_status.label("probe_status"),
 )
 
@@ -318,11 +325,23 @@ def status_counts(session: Session, filters: DeviceFilters, user: Any) -> dict[s
     return counts
 
 
+def behind_recorder_count(session: Session, filters: DeviceFilters, user: Any) -> int:
+    """Cameras seen only through a recorder (no address of their own the scan could reach)."""
+    stmt = _device_base(select(func.count(Device.id)), filters, user).where(Device.recorder_id.is_not(None))
+    return int(session.scalar(stmt) or 0)
+
+
+def recorder_channels(session: Session, recorder_id: int, user: Any) -> list[Device]:
+    """The camera devices behind one recorder that ``user`` may read, by channel number."""
+    stmt = device_scope(select(Device).where(Device.recorder_id == recorder_id), user)
+    return list(session.scalars(stmt.order_by(Device.channel, Device.id)))
+
+
 def missing_register_counts(session: Session, filters: DeviceFilters, user: Any) -> dict[int | None, int]:
     """Register entries reported missing (active ``registered_missing`` findings) that have no device row.
 
-    The compliance engine reports a registered camera that never answered as a project finding; when no
-    device row carries it, it would be invisible in the device counts, so the overview adds it per agency.
+    A registered camera that never answered is a project finding; with no device row it would be invisible
+    in the device counts, so the overview adds it per agency.
     """
     if filters.status not in ("", "missing") or filters.q or filters.model or filters.firmware \
             or filters.registered == "no" or (filters.finding and filters.finding != "registered_missing"):
@@ -417,7 +436,7 @@ def status_trend(session: Session, filters: DeviceFilters, user: Any, days: int 
     trend: dict[date, dict[str, int]] = defaultdict(dict)
     for day, status, count in session.execute(stmt):
         trend[day][status] = int(count or 0)
-    live = status_counts(session, replace(filters, q="", model="", firmware="", finding="", registered=""), user)
+    live = status_counts(session, replace(filters, q="", model="", firmware="", finding="", registered="", behind=""), user)
     trend[today] = {k: v for k, v in live.items() if v}
     return dict(sorted(trend.items()))
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from probes.vocab import clean_strings, redact_text, redact_uri
+from probes.vocab import clean_strings, redact_text, redact_uri, split_channel
 
 __all__ = [
     "ProbeStatus",
@@ -181,6 +181,10 @@ class Observation:
     channels: tuple[ChannelInfo, ...] = ()  # recorders: the cameras behind them
     storage: tuple[StorageInfo, ...] = ()
     retention_days: float | None = None  # shortest retention over the recording channels
+    #: A camera seen only through a recorder (cctv_monitor.recorders.expand): the recorder's address and the
+    #: channel number; ``address`` is then the recorder's plus "/ch<n>" (probes.vocab.channel_address).
+    recorder: str | None = None
+    channel: int | None = None
     #: Made where the observation was made (a UUID, or the prober's run id and a sequence number); the
     #: application skips an observation whose id it already stored, so sending a file twice is harmless.
     observation_id: str | None = None
@@ -193,7 +197,7 @@ class Observation:
     @property
     def host(self) -> str:
         """Host part of ``address`` (IPv6 brackets stripped)."""
-        host, _, port = self.address.rpartition(":")
+        host, _, port = split_channel(self.address)[0].rpartition(":")
         if not host or not port.isdigit():
             return self.address.strip("[]")
         return host.strip("[]")

@@ -181,7 +181,10 @@ async def _stream_checks(readout: OnvifReadout, limiter: HostLimiter | None, tim
     sample_s = sample_s or DEFAULT_SAMPLE_S
     profiles = [p for p in readout.observation.profiles if p.token in readout.stream_uris]
     if which == "first":
-        profiles = profiles[:1]
+        # A recorder: the main stream of every camera behind it that is online, each read through the recorder
+        # (one at a time, under the same host and site limits); any other device: its first stream.
+        mains = {c.profiles[0].token for c in readout.observation.channels if c.profiles and c.online is not False}
+        profiles = [p for p in profiles if p.token in mains] if mains else profiles[:1]
     user = readout.credential.username if readout.credential else None
     password = readout.credential.password if readout.credential else None
     loop = asyncio.get_running_loop()

@@ -22,6 +22,9 @@ __all__ = [
     "is_placeholder_serial",
     "normalise_encoding",
     "host_of",
+    "CHANNEL_MARK",
+    "channel_address",
+    "split_channel",
     "RedactingFilter",
 ]
 
@@ -121,8 +124,27 @@ def normalise_encoding(value: str | None) -> str | None:
     return _ENCODINGS.get(upper, upper)
 
 
+#: Address of a camera seen only through a recorder: the recorder's ``host:port`` plus this and the channel.
+CHANNEL_MARK = "/ch"
+
+
+def channel_address(recorder_address: str, channel: int) -> str:
+    """Address of channel ``channel`` behind the recorder at ``recorder_address`` ("host:port/ch3")."""
+    return f"{recorder_address}{CHANNEL_MARK}{int(channel)}"
+
+
+def split_channel(address: str) -> tuple[str, int | None]:
+    """(recorder address, channel) of a channel address; (address, None) for any other address."""
+    base, mark, number = address.rpartition(CHANNEL_MARK)
+    if mark and base and number.isdigit():
+        return base, int(number)
+    return address, None
+
+
 def host_of(address: str) -> str:
-    """Host part of ``host:port`` / ``[v6]:port`` / a bare host (brackets stripped)."""
+    """Host part of ``host:port`` / ``[v6]:port`` / a bare host (brackets stripped); a channel's is its recorder's."""
+    # A recorder's channel lives at the recorder's address, so the site range rules apply to the recorder.
+    address = split_channel(address)[0]
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():
         return address.strip("[]")

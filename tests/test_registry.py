@@ -23,6 +23,7 @@ EXPECTED = {  # code: (agency, profile, approved, sites, register size)
     "CR-MS-2568-001": ("maesai-mun", "fixed_outdoor", 12, ["bridge", "market"], 12),
     "CR-MS-2568-002": ("wiangphangkham-mun", "fixed_analytics", 10, ["school"], 10),
     "CR-MS-2567-003": ("pongpha-sao", "fixed_indoor", 8, ["office"], 7),
+    "CR-MS-2568-004": ("maesai-mun", "fixed_outdoor", 11, ["control-room"], 11),  # recorder profile: nvr
 }
 
 
@@ -79,12 +80,12 @@ def imported(runner, session):
 
 def test_import_examples_twice_same_result(runner, session, imported):
     """Importing the examples twice gives the same rows; the second run reports everything unchanged."""
-    assert "8 created" in imported.output
+    assert "9 created" in imported.output  # 5 profiles, 4 projects
     assert projects_table(session) == EXPECTED
     before = snapshot(session)
     again = runner.invoke(cli, args=["import-projects", str(PROJECTS)])
     assert again.exit_code == 0, again.output
-    assert "0 created, 0 updated, 8 unchanged" in again.output
+    assert "0 created, 0 updated, 9 unchanged" in again.output
     assert snapshot(session) == before
     assert session.scalar(select(RegisterEntry).where(RegisterEntry.mac == "c0:56:e3:00:02:0e")).label == "ms-bridge-04"
     agency = session.scalar(select(Agency).where(Agency.code == "pongpha-sao"))
@@ -160,12 +161,16 @@ def test_load_spec_and_spec_for_project(session, imported):
 
 
 def test_example_csv_equals_yaml(runner, session, imported):
-    """The example CSV holds the same projects as the YAML files; importing it twice is idempotent."""
+    """The example CSV holds the same camera projects as the YAML files; importing it twice is idempotent.
+
+    The control-room project (a recorder, cameras registered by recorder + channel) is shipped as YAML only.
+    """
     before = projects_table(session)
     first = runner.invoke(cli, args=["import-projects", "--no-profiles", str(EXAMPLE_CSV)])
     assert first.exit_code == 0, first.output
     assert projects_table(session) == before == EXPECTED
-    macs = {e.mac for e in session.scalars(select(RegisterEntry))}
+    macs = {e.mac for e in session.scalars(select(RegisterEntry).join(Project)
+                                           .where(Project.code != "CR-MS-2568-004"))}
     assert "24:28:fd:00:04:0b" in macs and len(macs) == 29  # 24-28-FD-00-04-0B normalised
     project = session.scalar(select(Project).where(Project.code == "CR-MS-2567-003"))
     assert str(project.approval_date) == "2024-06-10"  # 10/06/2567 (Buddhist year)
@@ -410,7 +415,7 @@ def test_import_path_api_reports_per_file(app, session, tmp_path):
     bad.write_text("", encoding="utf-8")
     with app.app_context():
         report = import_path(session, PROJECTS, profiles_dir=ROOT / "config" / "profiles")
-        assert report.ok and report.count("created") == 8
+        assert report.ok and report.count("created") == 9
         report = import_path(session, bad)
     assert not report.ok
     assert report.errors[0].file == str(bad) and "empty" in report.errors[0].message

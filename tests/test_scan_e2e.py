@@ -17,6 +17,7 @@ import yaml
 from sqlalchemy import select
 
 from cctv_monitor.cli import cli
+from probes.vocab import split_channel
 from cctv_monitor.models import AlertEvent, Agency, Device, DeviceChange, Finding, RegisterEntry, ScanRun, Site
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,7 +50,14 @@ def expected(streams: bool) -> dict[str, tuple[str, set[str]]]:
         status = exp["status"]
         if not streams and rules and all(r.startswith(STREAM_RULES) for r in rules):
             status, rules = "compliant", set()  # only a stream measurement can see these
-        result[cam["host"].replace(PREFIX_FROM, PREFIX_TO, 1)] = (status, rules)
+        host = cam["host"].replace(PREFIX_FROM, PREFIX_TO, 1)
+        result[host] = (status, rules)
+        if "channels" in exp:  # a recorder: each camera behind it is a device at the recorder's address + /chN
+            bad = {int(k): set(v) for k, v in (exp["channels"].get("non_compliant") or {}).items()}
+            for number in range(1, exp["channels"]["count"] + 1):
+                result[f"{host}/ch{number}"] = (
+                    ("offline", set()) if number in exp["channels"]["offline"] else
+                    ("non_compliant", bad[number]) if number in bad else ("compliant", set()))
     return result
 
 
@@ -108,8 +116,14 @@ def _state(session) -> dict[str, tuple[str, set[str]]]:
     active: dict[int, set[str]] = {}
     for f in session.scalars(select(Finding).where(Finding.active.is_(True), Finding.device_id.is_not(None))):
         active.setdefault(f.device_id, set()).add(f.rule_id)
-    return {d.address.rpartition(":")[0]: (d.status, active.get(d.id, set()))
-            for d in session.scalars(select(Device)) if d.address}
+    return {_key(d.address): (d.status, active.get(d.id, set())) for d in session.scalars(select(Device)) if d.address}
+
+
+def _key(address: str) -> str:
+    """``host`` of ``host:port``; ``host/chN`` for a camera behind the recorder at ``host:port``."""
+    base, channel = split_channel(address)
+    host = base.rpartition(":")[0]
+    return f"{host}/ch{channel}" if channel is not None else host
 
 
 def _check_against_fleet(state, streams: bool) -> None:
@@ -137,12 +151,14 @@ def test_demo_fleet_scan_drift_and_offline_alert(app, session, runner, webhook):
         _scan_all(runner)
     state = _state(session)
     _check_against_fleet(state, streams=False)
-    # project level: Pong Pha approved 8 and has 7
+    # project level: Pong Pha approved 8 and has 7; the control room approved 11 and one camera behind the
+    # recorder is offline (the recorder says so), so 10 answered
     shortfall = session.scalars(select(Finding).where(Finding.rule_id == "count_shortfall",
                                                       Finding.active.is_(True))).all()
-    assert [(f.expected, f.observed) for f in shortfall] == [("8", "7")]
+    assert sorted((f.expected, f.observed) for f in shortfall) == [("11", "10"), ("8", "7")]
     assert len(received) == 1 and received[0]["agency"]["code"] == "maesai-mun"  # first scan: one digest
-    assert received[0]["counts"] == {"missing": 1, "non_compliant": 4, "unregistered": 1}
+    # + the control room: the recorder (retention, channels) and channels 3 and 5 non-compliant, channel 8 offline
+    assert received[0]["counts"] == {"missing": 1, "non_compliant": 7, "offline": 1, "unregistered": 1}
 
     # drift: market camera 1 now streams 1280x720 main profile
     lowered = moved_fleet(**{"ms-market-01": {"profiles": [dict(DEMO["cameras"][0]["profiles"][0], width=1280,
@@ -169,7 +185,10 @@ def test_demo_fleet_scan_drift_and_offline_alert(app, session, runner, webhook):
     assert len(received) == 1 and received[0]["total"] == 1
     assert received[0]["events"][0]["kind"] == "offline" and "127.77.1.12" in received[0]["events"][0]["address"]
     offline_events = session.scalars(select(AlertEvent).where(AlertEvent.kind == "offline")).all()
-    assert len(offline_events) == 1 and offline_events[0].delivered_at is not None
+    # the market camera once, and the camera its recorder reported offline in the first scan
+    assert sorted(_key(session.get(Device, e.device_id).address) for e in offline_events) == [
+        "127.77.1.12", "127.77.7.11/ch8"]
+    assert all(e.delivered_at is not None for e in offline_events)
     runs = session.scalars(select(ScanRun)).all()
     assert {r.state for r in runs} == {"completed"} and len(runs) == 5
 
@@ -177,8 +196,12 @@ def test_demo_fleet_scan_drift_and_offline_alert(app, session, runner, webhook):
     out = runner.invoke(cli, args=["devices", "--json", "--status", "offline"])
     assert out.exit_code == 0, out.output
     items = json.loads(out.output)
-    assert [i["address"].rpartition(":")[0] for i in items] == ["127.77.1.12"]
-    assert {"address", "manufacturer", "model", "serial", "status", "project", "findings"} <= set(items[0])
+    assert sorted(_key(i["address"]) for i in items) == ["127.77.1.12", "127.77.7.11/ch8"]
+    assert {"address", "manufacturer", "model", "serial", "status", "project", "findings", "recorder",
+            "channel"} <= set(items[0])
+    by_key = {_key(i["address"]): i for i in items}
+    assert by_key["127.77.1.12"]["recorder"] is None and by_key["127.77.1.12"]["channel"] is None
+    assert by_key["127.77.7.11/ch8"]["recorder"].startswith("127.77.7.11:") and by_key["127.77.7.11/ch8"]["channel"] == 8
     table = runner.invoke(cli, args=["devices", "--agency", "pongpha-sao"])
     assert table.exit_code == 0 and table.output.count("127.77.4.") == 7 and "bitrate" in table.output
 

@@ -147,7 +147,7 @@ def register(group: AppGroup) -> None:
 
         with get_db().session_scope() as session:
             query = select(Device).options(selectinload(Device.project), selectinload(Device.agency),
-                                           selectinload(Device.site)).order_by(Device.id)
+                                           selectinload(Device.site), selectinload(Device.recorder)).order_by(Device.id)
             if status:
                 query = query.where(Device.status == status)
             try:
@@ -180,6 +180,8 @@ def register(group: AppGroup) -> None:
                 "agency": d.agency.code if d.agency else None, "site": d.site.code if d.site else None,
                 "last_seen": d.last_seen.isoformat() if d.last_seen else None,
                 "identity_conflict": d.identity_conflict,
+                # A camera seen only through a recorder: the recorder's address and the channel it occupies.
+                "recorder": d.recorder.address if d.recorder else None, "channel": d.channel,
                 "findings": [{"rule_id": f.rule_id, "severity": f.severity, "expected": f.expected,
                               "observed": f.observed, "message_th": f.message_th, "message_en": f.message_en,
                               "subject": f.subject} for f in findings.get(d.id, [])],

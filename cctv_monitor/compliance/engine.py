@@ -122,7 +122,8 @@ def derive_status(obs: Observation | None, findings: Sequence[FindingResult], *,
                   seen_before: bool) -> DeviceStatus:
     """One status per device; the first matching line wins.
 
-    1. no observation, or nothing answered (unreachable/timeout): OFFLINE if the device was seen before,
+    1. no observation, or nothing answered (unreachable/timeout): OFFLINE if the device was seen before
+       (or its recorder lists it),
        else MISSING if registered (it never showed up), else UNKNOWN;
     2. it answered but we could not read it (auth failed, ONVIF disabled, not ONVIF, not supported,
        malformed reply, probe error): UNREACHABLE;
@@ -131,7 +132,8 @@ def derive_status(obs: Observation | None, findings: Sequence[FindingResult], *,
     5. otherwise COMPLIANT (minor and info findings do not change the status).
     """
     if obs is None or obs.status in SILENT:
-        if seen_before:
+        # A camera its recorder lists but reports offline has been there: offline, not unknown.
+        if seen_before or (obs is not None and obs.recorder is not None):
             return DeviceStatus.OFFLINE
         return DeviceStatus.MISSING if registered else DeviceStatus.UNKNOWN
     if not obs.ok:

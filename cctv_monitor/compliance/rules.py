@@ -388,7 +388,7 @@ class OnvifProfileRule(Rule):
     """The device supports every ONVIF profile in ``required`` (S, T, G...)."""
 
     key = "onvif_profiles"
-    rule_ids = {"onvif_profile": Severity.MAJOR}
+    rule_ids = {"onvif_profile": Severity.MAJOR, "onvif_off": Severity.INFO}
     title_en, title_th = "Required ONVIF profiles", "ONVIF Profile ที่ต้องรองรับ"
     params = {"required": Param(_codes, required=True)}
 
@@ -404,7 +404,16 @@ class OnvifProfileRule(Rule):
         return inferred, True
 
     def evaluate(self, ctx: DeviceContext) -> Iterator[FindingResult]:
-        """Report the required profiles the device does not advertise."""
+        """Report the required profiles the device does not advertise (judged on what it supports)."""
+        if ctx.obs.recorder is not None:
+            return  # a camera behind a recorder: its own ONVIF service is out of our reach
+        if ctx.obs.onvif_status is not None and ctx.obs.protocols and "onvif" not in ctx.obs.protocols:
+            # Read through ISAPI/Dahua: the device has ONVIF but it is off or has no user; a fix, not a failure.
+            yield self.finding(
+                "onvif_off", expected=", ".join(self.p["required"]), observed=f"ONVIF {ctx.obs.onvif_status}",
+                th="ปิด ONVIF ไว้หรือไม่มีผู้ใช้ ONVIF: เปิดใช้งาน ONVIF และเพิ่มผู้ใช้สำหรับสื่อ (media user) ที่หน้าเว็บของอุปกรณ์",
+                en="ONVIF is off or has no user: enable ONVIF and add a media user on the device's web page")
+            return
         have, inferred = self.supported(ctx.obs)
         missing = [p for p in self.p["required"] if p not in have]
         if missing:
@@ -546,7 +555,7 @@ class ChannelsRule(Rule):
     def evaluate(self, ctx: DeviceContext) -> Iterator[FindingResult]:
         """Count distinct video sources over the media profiles."""
         sources = {p.video_source_token for p in ctx.obs.profiles if p.video_source_token}
-        count = len(sources)
+        count = max(len(sources), len(ctx.obs.channels))  # a recorder read through its vendor API lists channels
         if count < self.p["min"]:
             yield self.finding(
                 "channels", expected=f"≥ {self.p['min']}", observed=str(count),

@@ -28,6 +28,7 @@ from cctv_monitor.scan.scope import ScanScope, site_networks
 from cctv_monitor.scan.settings import ScanSettings
 from probes.results import Observation as ObsData
 from probes.targets import Credential, Target
+from probes.vocab import split_channel
 
 LOGGER = logging.getLogger(__name__)
 
@@ -157,7 +158,8 @@ def discover(scope: ScanScope, ingestor: Ingestor, settings: ScanSettings) -> li
     project_ids = {p.id for p in scope.projects}
     recorder = ingestor.recorder
     for device in recorder.devices.values():
-        if not device.address or device.address in found:
+        if not device.address or device.address in found or split_channel(device.address)[1] is not None:
+            # (a camera behind a recorder has no address of its own to probe: the recorder's probe reads it)
             continue
         # Only inside the scanned ranges: a device that moved out shows as missing until found in range again,
         # and a probe (with this scope's credentials) never follows an address the device itself reported.

@@ -45,6 +45,7 @@ from cctv_monitor.scan.alerts import alert_kinds
 from cctv_monitor.scan.errors import ScanError
 from cctv_monitor.scan.findings import clip, scrub, sync_findings
 from cctv_monitor.scan.identity import IdentityIndex
+from cctv_monitor.recorders import is_recorder
 from cctv_monitor.scan.scope import ScanScope, site_networks
 from probes.results import Observation as ObsData
 from probes.results import ProbeStatus
@@ -70,11 +71,12 @@ def parse_time(text: str | None) -> datetime:
     return utcnow()
 
 
-def spec_of(project: Project | None) -> Spec:
-    """The parsed spec profile of ``project`` (no project: only the always-on rules run)."""
+def spec_of(project: Project | None, *, recorder: bool = False) -> Spec:
+    """The parsed spec profile of ``project`` for its cameras or its recorders (no project: always-on rules)."""
     if project is None:
         return _NO_PROJECT_SPEC
-    profile = project.spec_profile
+    # A project may name a profile for its recorders (e.g. nvr); without one they are judged like cameras.
+    profile = (project.recorder_spec_profile if recorder else None) or project.spec_profile
     try:
         return Spec.from_mapping(profile.requirements, code=profile.code)
     except SpecError as exc:
@@ -139,7 +141,7 @@ class Recorder:
                                                              Finding.device_id.is_not(None))):
             self.active.setdefault(finding.device_id, {})[(finding.rule_id, finding.subject)] = finding
         self.last_good = self._load_last_good()
-        self.specs: dict[int | None, Spec] = {}
+        self.specs: dict[tuple[int | None, bool], Spec] = {}
         # Full per-camera results only when the caller wants them (``check``, tests): at 10,000 cameras they
         # would hold every observation in memory; the project counts need only this counter.
         self.keep_results = keep_results
@@ -181,11 +183,11 @@ class Recorder:
             .join(latest, Observation.id == latest.c.oid))
         return {r[0]: _LastGood(*r[1:]) for r in rows}
 
-    def spec_for(self, project: Project | None) -> Spec:
-        """Parsed spec per project, parsed once per run."""
-        key = project.id if project is not None else None
+    def spec_for(self, project: Project | None, *, recorder: bool = False) -> Spec:
+        """Parsed spec per project and device class (camera or recorder), parsed once per run."""
+        key = (project.id if project is not None else None, recorder)
         if key not in self.specs:
-            self.specs[key] = spec_of(project)
+            self.specs[key] = spec_of(project, recorder=recorder)
         return self.specs[key]
 
     def _commit(self) -> None:
@@ -223,7 +225,8 @@ class Recorder:
 
     def record(self, obs: ObsData) -> Recorded | None:
         """Record one observation (answering or silent)."""
-        return self.record_silent(obs) if obs.status in SILENT else self.record_answering(obs)
+        # A camera its recorder reports offline is still known (identity, channel): recorded like an answer.
+        return self.record_silent(obs) if obs.status in SILENT and obs.recorder is None else self.record_answering(obs)
 
     def record_answering(self, obs: ObsData) -> Recorded:
         """Record one observation where something answered (ok or a readable failure)."""
@@ -242,8 +245,9 @@ class Recorder:
         device.project_id = project.id if project else None
         device.agency_id = project.agency_id if project else None
         device.site_id = site.id if site is not None and (project is None or site.project_id == project.id) else None
+        self._link_recorder(device, obs)
 
-        spec = self.spec_for(project)
+        spec = self.spec_for(project, recorder=is_recorder(obs))
         findings = evaluate_device(obs, spec, registered=registered)
         status = derive_status(obs, findings, registered=registered, seen_before=seen_before)
 
@@ -271,6 +275,13 @@ class Recorder:
         result = Recorded(obs, device.id, status.value, findings, device.project_id, registered)
         self._done(result, answered=obs.status not in SILENT)
         return result
+
+    def _link_recorder(self, device: Device, obs: ObsData) -> None:
+        """A camera seen through a recorder points at the recorder's device (recorded just before it)."""
+        if obs.recorder is not None:
+            device.recorder_id, device.channel = self.ident.by_address.get(obs.recorder), obs.channel
+        elif device.recorder_id is not None or device.channel is not None:
+            device.recorder_id = device.channel = None  # it answers at an address of its own now
 
     def _assign_identity(self, device: Device, obs: ObsData, macs: Sequence[str], conflicts: Sequence[str],
                          is_new: bool) -> list[tuple[str, Any, Any]]:
@@ -327,7 +338,8 @@ class Recorder:
                 self.ident.flag(owner, f"its MAC/serial is also reported by {obs.address}, outside this project's "
                                        "site ranges: not matched, nothing changed")
             entry = None
-        if entry is None and not macs and not (ident and ident.serial and not is_placeholder_serial(ident.serial)):
+        if entry is None and (obs.channel is not None  # registers may name a camera by recorder + channel
+                              or not macs and not (ident and ident.serial and not is_placeholder_serial(ident.serial))):
             # Nothing to identify it by (e.g. ONVIF disabled): the register's expected address is the best link.
             entry = self.register_by_address.get(obs.address)
             if entry is not None and ident is None and not device.mac and entry.mac:
@@ -361,6 +373,9 @@ class Recorder:
         self.seen_this_run.setdefault(device.id, obs.address)
         result = Recorded(obs, device.id, status.value, findings, device.project_id, device.registered)
         self._done(result, answered=False)
+        # A silent recorder takes the cameras behind it along: nothing else can see them.
+        for child in [d for d in self.devices.values() if d.recorder_id == device.id and d.address]:
+            self.record_silent(obs.with_updates(address=child.address))
         return result
 
     def _observation_row(self, obs: ObsData, device_id: int, now: datetime) -> Observation:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from cctv_monitor.models import UTCDateTime
 
 revision = "0012_scan_core"
-down_revision = "0006_status_daily"
+down_revision = "0011_recorders"
 branch_labels = None
 depends_on = None
 
