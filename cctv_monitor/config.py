@@ -51,6 +51,12 @@ class Config:
     STREAM_WORKERS = 12
     STREAM_TIMEOUT_S = 10.0
     SCHEDULER_ENABLED = False  # `serve` and `worker` turn it on
+    # Zones (README "Running a province"): with a broker, scans go to zone workers as work units.
+    BROKER_URL: str | None = None
+    ZONE_KEY_DIR: str | None = None  # None: <instance>/zone-keys
+    RUN_DEADLINE_S = 3600.0  # a distributed run closes by then; units not done expire
+    ZONE_UNIT_SIZE = 64  # addresses per work unit
+    INGEST_QUEUE = "ingest"  # another name keeps two installations on one broker apart
     TESTING = False
 
 
@@ -83,6 +89,11 @@ _ENV_TYPES: dict[str, type] = {
     "STREAM_WORKERS": int,
     "STREAM_TIMEOUT_S": float,
     "SCHEDULER_ENABLED": bool,
+    "BROKER_URL": str,
+    "ZONE_KEY_DIR": str,
+    "RUN_DEADLINE_S": float,
+    "ZONE_UNIT_SIZE": int,
+    "INGEST_QUEUE": str,
 }
 
 
