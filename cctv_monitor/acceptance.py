@@ -18,12 +18,13 @@ from sqlalchemy.orm import selectinload
 from cctv_monitor.compliance import SpecError
 from cctv_monitor.compliance.engine import SILENT
 from cctv_monitor.db import get_db
+from cctv_monitor.lookup import LookupError_, find_project
 from cctv_monitor.models import Device, Finding, Project, RegisterEntry, Site, utcnow
-from cctv_monitor.report import CheckResult, build_check_result
+from cctv_monitor.report import TYPED, CheckResult, build_check_result
+from cctv_monitor.scan.scope import site_networks as _site_networks
 from cctv_monitor.scanning import (
     Recorded,
     ScanError,
-    _site_networks,
     is_placeholder_serial,
     is_valid_mac,
     run_scan,
@@ -47,18 +48,19 @@ def run_check(app: Flask, code: str, *, cidr: str | None = None, user: str | Non
     """Run the acceptance check of project ``code``; returns the result and how many devices were registered."""
     database = get_db(app)
     with database.session_scope() as session:
-        project = session.scalar(select(Project).where(Project.code == code)
-                                 .options(selectinload(Project.register), selectinload(Project.sites)))
-        if project is None:
-            raise CheckSetupError(f"no project with code {code!r} (import it first: cctv-monitor import-projects)")
+        try:
+            project = find_project(session, code)
+        except LookupError_ as exc:
+            raise CheckSetupError(str(exc)) from None
         try:
             spec = spec_of(project)
         except (ScanError, SpecError) as exc:
             raise CheckSetupError(str(exc)) from exc
         entries = [(e.mac.lower() if e.mac else None, e.serial, e.label or e.mac or e.serial or f"#{e.id}")
                    for e in project.register]
+        labels = {key: e.label for e in project.register if e.label for key in (e.mac, e.serial) if key}
     kind, value = ("range", cidr) if cidr else ("project", code)
-    credentials = [Credential(user, password or "")] if user else None
+    credentials = [Credential(user, password or "", source=TYPED)] if user else None
     recorded: list[Recorded] = []
     try:
         run_id = run_scan(app, kind, value, with_streams=with_streams, trigger="check", credentials=credentials,
@@ -77,7 +79,8 @@ def run_check(app: Flask, code: str, *, cidr: str | None = None, user: str | Non
             scope_text=f"ช่วงที่อยู่ {cidr}" if cidr else "ทุกสถานที่ติดตั้งของโครงการ "
             + ", ".join(f"{s.code} ({', '.join(map(str, s.address_ranges or []))})" for s in project.sites),
             registered_macs=[m for m, _, _ in entries if m], registered_serials=[s for _, s, _ in entries if s],
-            missing_register=missing, run_id=run_id, with_streams=with_streams)
+            missing_register=missing, run_id=run_id, with_streams=with_streams, register_labels=labels,
+            typed_user=user)
     added = 0
     if register and result.passed:
         added = register_found(app, code, [r for r in recorded if r.obs.status not in SILENT])

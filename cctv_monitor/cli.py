@@ -44,5 +44,10 @@ for _info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda m: m
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="cctv-monitor")
+    """Console-script entry point: an unexpected error is one line (details with -vv), never a traceback."""
+    try:
+        cli(prog_name="cctv-monitor")
+    except Exception as exc:  # noqa: BLE001 - bad data must never end in a traceback for the user
+        logging.getLogger("cctv_monitor").debug("unexpected error", exc_info=True)
+        click.echo(f"Error: unexpected {type(exc).__name__}: {exc} (run with -vv for the details)", err=True)
+        raise SystemExit(1) from None

@@ -46,9 +46,13 @@ class Config:
     PROBE_CONCURRENCY = 64
     PROBE_PER_HOST_LIMIT = 2
     CREDENTIAL_ATTEMPTS = 3  # credentials tried per device and scan (cameras lock after 5-7 failures)
-    # Stream checks at once: each holds an RTSP session and ~20 MB while it samples 2 s of real-time video,
-    # so 12 reach ~5 streams/s on 2 cores at ~400 MB (benchmarks/stream_checks.py).
-    STREAM_WORKERS = 12
+    # Stream checks at once come from a memory budget (a packet reader costs a few MB, the small decoder
+    # pool more); STREAM_WORKERS is only an upper cap (benchmarks/stream_checks.py). A site gets at most
+    # STREAM_PER_SITE at once; a check reads packets until the second keyframe or STREAM_SAMPLE_S.
+    STREAM_MEMORY_MB = 600.0
+    STREAM_WORKERS = 128
+    STREAM_PER_SITE = 4
+    STREAM_SAMPLE_S = 2.5
     STREAM_TIMEOUT_S = 10.0
     SCHEDULER_ENABLED = False  # `serve` and `worker` turn it on
     # Zones (README "Running a province"): with a broker, scans go to zone workers as work units.
@@ -87,6 +91,9 @@ _ENV_TYPES: dict[str, type] = {
     "PROBE_PER_HOST_LIMIT": int,
     "CREDENTIAL_ATTEMPTS": int,
     "STREAM_WORKERS": int,
+    "STREAM_MEMORY_MB": float,
+    "STREAM_PER_SITE": int,
+    "STREAM_SAMPLE_S": float,
     "STREAM_TIMEOUT_S": float,
     "SCHEDULER_ENABLED": bool,
     "BROKER_URL": str,
@@ -129,13 +136,11 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError(f"DEFAULT_LANGUAGE={config.get('DEFAULT_LANGUAGE')!r}: expected 'th' or 'en'")
     if not Path(config["CONFIG_DIR"]).is_dir():
         raise ConfigError(f"CONFIG_DIR={config['CONFIG_DIR']!r}: not a directory")
-    for name in ("PROBE_CONCURRENCY", "PROBE_PER_HOST_LIMIT", "STREAM_WORKERS", "CREDENTIAL_ATTEMPTS"):
+    for name in ("PROBE_CONCURRENCY", "PROBE_PER_HOST_LIMIT", "STREAM_WORKERS", "STREAM_PER_SITE",
+                 "CREDENTIAL_ATTEMPTS", "SESSION_ABSOLUTE_LIFETIME_S", "LOGIN_THROTTLE_FREE_FAILURES"):
         if int(config.get(name, 1)) < 1:
             raise ConfigError(f"{name}={config.get(name)!r}: must be at least 1")
-    for name in ("SESSION_ABSOLUTE_LIFETIME_S", "LOGIN_THROTTLE_FREE_FAILURES"):
-        if int(config.get(name, 1)) < 1:
-            raise ConfigError(f"{name}={config.get(name)!r}: must be at least 1")
-    for name in ("PROBE_TIMEOUT_S", "STREAM_TIMEOUT_S", "LOGIN_THROTTLE_BASE_S", "LOGIN_THROTTLE_MAX_S",
-                 "LOGIN_THROTTLE_FORGET_S"):
+    for name in ("PROBE_TIMEOUT_S", "STREAM_TIMEOUT_S", "STREAM_MEMORY_MB", "STREAM_SAMPLE_S", "LOGIN_THROTTLE_BASE_S",
+                 "LOGIN_THROTTLE_MAX_S", "LOGIN_THROTTLE_FORGET_S"):
         if float(config.get(name, 1)) <= 0:
             raise ConfigError(f"{name}={config.get(name)!r}: must be positive")

@@ -242,6 +242,13 @@ class ScanRun(Timestamped, Base):
     host: Mapped[Optional[str]] = mapped_column(String(255))
     started_by: Mapped[Optional[str]] = mapped_column(String(128))
     with_streams: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Liveness by lease: the owner (any machine) renews ``lease_expires``; whoever looks after it passed
+    # marks the run interrupted (cctv_monitor.scan.runs).
+    lease_owner: Mapped[Optional[str]] = mapped_column(String(255))
+    lease_expires: Mapped[Optional[datetime]] = mapped_column()
+    source: Mapped[Optional[str]] = mapped_column(String(16))  # scan | file | api | worker
+    client_run_id: Mapped[Optional[str]] = mapped_column(String(128), index=True)  # the sender's run name
+    coverage: Mapped[Optional[str]] = mapped_column(String(16))  # target | devices (set when closed)
     deadline: Mapped[Optional[datetime]] = mapped_column()  # distributed runs close by then
     distributed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
@@ -262,6 +269,15 @@ class ScanUnit(Timestamped, Base):
     observations: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[Optional[str]] = mapped_column(Text)
     finished: Mapped[Optional[datetime]] = mapped_column()
+
+
+class ObservationReceipt(Base):
+    """An observation id already ingested: the same observation sent again is skipped (idempotent ingest)."""
+
+    __tablename__ = "observation_receipt"
+    observation_uid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    scan_run_id: Mapped[Optional[int]] = mapped_column(ForeignKey("scan_run.id", ondelete="SET NULL"), index=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Observation(Timestamped, Base):

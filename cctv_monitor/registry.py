@@ -15,9 +15,6 @@ File kinds:
 
 from __future__ import annotations
 
-import csv
-import io
-import ipaddress
 import logging
 import os
 import re
@@ -36,8 +33,10 @@ from sqlalchemy.orm import Session, selectinload
 from cctv_monitor.compliance import Spec, SpecError
 from cctv_monitor.credentials import password_env_problem
 from cctv_monitor.crypto import Credential, CredentialKeyError, decrypt_credentials, encrypt_credentials
+from cctv_monitor.lookup import LookupError_, did_you_mean, existing_codes, find_profile
 from cctv_monitor.models import Agency, Project, RegisterEntry, Site, SpecProfile
-from cctv_monitor.spreadsheet_limits import MAX_COLUMNS, bounded_rows, check_xlsx_archive
+from cctv_monitor.spreadsheet import CSV_COLUMNS, THAI_COLUMNS, csv_rows, read_rows, xlsx_rows
+from probes.ranges import RangeError, parse_range, split_ranges
 
 LOGGER = logging.getLogger(__name__)
 
@@ -58,69 +57,6 @@ SUFFIXES = (".yaml", ".yml", ".csv", ".xlsx")
 MAX_FILE_BYTES = 20 * 1024 * 1024
 COMMITTEE_LEVELS = ("ministry", "province")
 
-#: CSV/XLSX columns (header row, any order, case-insensitive). Project and site columns repeat per row.
-CSV_COLUMNS: dict[str, str] = {
-    "project_code": "project code (unique), e.g. CR-MS-2568-001",
-    "project_title_th": "project title in Thai",
-    "project_title_en": "project title in English (optional)",
-    "agency_code": "agency code, e.g. maesai-mun",
-    "agency_name_th": "agency name in Thai",
-    "agency_name_en": "agency name in English (optional)",
-    "province": "province (Thai or English name)",
-    "district": "district (optional)",
-    "subdistrict": "subdistrict (optional)",
-    "approval_ref": "approval reference (letter number)",
-    "approval_date": "approval date: 2025-03-14, 14/03/2568 (Buddhist year) or a date cell",
-    "committee_level": "ministry or province",
-    "budget_thb": "approved budget in baht (optional)",
-    "spec_profile": "spec profile code: fixed_indoor, fixed_outdoor, ptz, fixed_analytics, nvr",
-    "approved_count": "number of approved cameras",
-    "site_code": "site code within the project, e.g. market",
-    "site_name_th": "site name in Thai",
-    "site_name_en": "site name in English (optional)",
-    "site_address_ranges": "address ranges: CIDRs or host:port, separated by spaces or ;",
-    "site_ports": "ONVIF ports to sweep, separated by spaces or ; (optional)",
-    "site_latitude": "latitude (optional)",
-    "site_longitude": "longitude (optional)",
-    "site_username": "ONVIF user of the site's cameras (optional)",
-    "site_password_env": "environment variable holding the password (optional)",
-    "site_password": "password (used when the variable is unset); encrypted in the database",
-    "camera_label": "camera label in the register (optional)",
-    "mac": "camera MAC address (mac or serial required for a register entry)",
-    "serial": "camera serial number",
-    "camera_location": "where the camera is installed (optional)",
-    "camera_address": "expected host[:port] (optional)",
-}
-#: Thai column headings a clerk may use instead of the English ones (same meaning as CSV_COLUMNS).
-THAI_COLUMNS: dict[str, str] = {
-    "รหัสโครงการ": "project_code", "ชื่อโครงการ": "project_title_th", "ชื่อโครงการ (อังกฤษ)": "project_title_en",
-    "รหัสหน่วยงาน": "agency_code", "ชื่อหน่วยงาน": "agency_name_th", "ชื่อหน่วยงาน (อังกฤษ)": "agency_name_en",
-    "จังหวัด": "province", "อำเภอ": "district", "ตำบล": "subdistrict", "เลขที่หนังสืออนุมัติ": "approval_ref",
-    "วันที่อนุมัติ": "approval_date", "ระดับคณะกรรมการ": "committee_level", "งบประมาณ (บาท)": "budget_thb",
-    "งบประมาณ": "budget_thb", "ข้อกำหนด": "spec_profile", "จำนวนที่อนุมัติ": "approved_count",
-    "รหัสจุดติดตั้ง": "site_code", "ชื่อจุดติดตั้ง": "site_name_th", "ชื่อจุดติดตั้ง (อังกฤษ)": "site_name_en",
-    "ช่วงหมายเลขไอพี": "site_address_ranges", "พอร์ต": "site_ports", "ละติจูด": "site_latitude",
-    "ลองจิจูด": "site_longitude", "ชื่อผู้ใช้": "site_username", "ตัวแปรรหัสผ่าน": "site_password_env",
-    "รหัสผ่าน": "site_password", "ชื่อกล้อง": "camera_label", "หมายเลข mac": "mac", "mac address": "mac",
-    "หมายเลขเครื่อง": "serial", "ตำแหน่งติดตั้ง": "camera_location", "ที่อยู่ไอพีกล้อง": "camera_address",
-}
-_IGNORED_COLUMNS = {"note", "notes", "หมายเหตุ", "remark", "remarks"}
-_PROJECT_COLUMNS = {
-    "project_title_th": ("title_th",), "project_title_en": ("title_en",), "agency_code": ("agency", "code"),
-    "agency_name_th": ("agency", "name_th"), "agency_name_en": ("agency", "name_en"),
-    "province": ("agency", "province"), "district": ("agency", "district"),
-    "subdistrict": ("agency", "subdistrict"), "approval_ref": ("approval_ref",),
-    "approval_date": ("approval_date",), "committee_level": ("committee_level",), "budget_thb": ("budget_thb",),
-    "spec_profile": ("spec_profile",), "approved_count": ("approved_count",),
-}
-_SITE_COLUMNS = {
-    "site_name_th": "name_th", "site_name_en": "name_en", "site_address_ranges": "address_ranges",
-    "site_ports": "ports", "site_latitude": "latitude", "site_longitude": "longitude",
-}
-_CRED_COLUMNS = {"site_username": "username", "site_password_env": "password_env", "site_password": "password"}
-_ENTRY_COLUMNS = {"camera_label": "label", "mac": "mac", "serial": "serial", "camera_location": "location",
-                  "camera_address": "address"}
-
 _CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _MAC_HEX_RE = re.compile(r"^[0-9a-f]{12}$")
 
@@ -137,14 +73,15 @@ class ImportProblem:
     row: int | None
     field: str | None
     message: str
+    noun: str = "field"  # "column" in spreadsheets, where ``field`` is the heading as the file writes it
 
     def __str__(self) -> str:
-        """``file, row N, field F: message``."""
+        """``file, row N, field F: message`` (``column C`` for a spreadsheet)."""
         where = [self.file]
         if self.row is not None:
             where.append(f"row {self.row}")
         if self.field:
-            where.append(f"field {self.field}")
+            where.append(f"{self.noun} {self.field}")
         return f"{', '.join(where)}: {self.message}"
 
 
@@ -158,6 +95,7 @@ class FileResult:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     errors: list[ImportProblem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # not problems: rows skipped above the header, hints
 
     @property
     def ok(self) -> bool:
@@ -195,14 +133,16 @@ class ImportReport:
 class _Problems:
     """Collects problems of one file; ``locate`` turns a field path into (row, field name)."""
 
-    def __init__(self, file: str, locate: Callable[[tuple[Any, ...]], tuple[int | None, str | None]]) -> None:
+    def __init__(self, file: str, locate: Callable[[tuple[Any, ...]], tuple[int | None, str | None]],
+                 noun: str = "field") -> None:
         self.file = file
         self.locate = locate
+        self.noun = noun
         self.items: list[ImportProblem] = []
 
     def add(self, path: tuple[Any, ...], message: str) -> None:
         row, name = self.locate(path)
-        self.items.append(ImportProblem(self.file, row, name, message))
+        self.items.append(ImportProblem(self.file, row, name, message, self.noun))
 
     def __bool__(self) -> bool:
         return bool(self.items)
@@ -356,9 +296,9 @@ def _import_file(session: Session, path: Path, app: Flask) -> FileResult:
         if suffix in (".yaml", ".yml"):
             records = _read_yaml(path, result)
         elif suffix == ".csv":
-            records = _read_table(path, _csv_rows(path), result)
+            records = _read_table(path, csv_rows(path), result)
         elif suffix == ".xlsx":
-            records = _read_table(path, _xlsx_rows(path), result)
+            records = _read_table(path, xlsx_rows(path), result)
         else:
             result.kind = "skipped"
             result.errors.append(ImportProblem(name, None, None, f"unsupported file type {suffix!r} "
@@ -461,181 +401,28 @@ def _split_dotted(text: str) -> list[Any]:
 # ---- CSV / XLSX ----------------------------------------------------------------------------------------
 
 
-def _csv_rows(path: Path) -> list[list[Any]]:
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # Thai Excel saves "CSV" in Windows-874 unless "CSV UTF-8" is chosen.
-        text = raw.decode("cp874")
-    sample = text[:4096]
-    try:
-        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    return [row for row in csv.reader(io.StringIO(text), dialect)]
-
-
-def _xlsx_rows(path: Path) -> list[list[Any]]:
-    from openpyxl import load_workbook  # only needed for XLSX
-
-    check_xlsx_archive(path)  # before openpyxl expands anything: zip bombs end here
-    try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a broken file
-        raise ValueError(f"not a readable XLSX workbook ({type(exc).__name__}: {exc})") from exc
-    try:
-        sheet = workbook["projects"] if "projects" in workbook.sheetnames else workbook.worksheets[0]
-        return list(bounded_rows(sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS)))
-    finally:
-        workbook.close()
-
-
-def _cell(value: Any) -> Any:
-    """Spreadsheet cell to a plain value: blank -> None, 12.0 -> 12, text stripped."""
-    if value is None:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        value = value.strip()
-        return value or None
-    return value
-
-
 def _read_table(path: Path, rows: list[list[Any]], result: FileResult) -> list[ProjectData]:
-    """Group register rows into projects (project/site columns repeated) and validate each project."""
+    """Group register rows into projects (:mod:`cctv_monitor.spreadsheet`) and validate each project."""
     name = str(path)
     result.kind = "projects"
-    locations: dict[tuple[Any, ...], tuple[int, str]] = {}
-
-    def locate(field_path: tuple[Any, ...]) -> tuple[int | None, str | None]:
-        probe = field_path
-        while probe:
-            if probe in locations:
-                return locations[probe]
-            probe = probe[:-1]
-        return locations.get(field_path[:1], (None, None)) if field_path else (None, None)
-
-    problems = _Problems(name, locate)
-    header_index = next((i for i, row in enumerate(rows) if any(_cell(c) is not None for c in row)), None)
-    if header_index is None:
-        problems.items.append(ImportProblem(name, None, None, "the file is empty (expected a header row)"))
+    table = read_rows(name, rows)
+    result.notes.extend(table.notes)
+    problems = _Problems(name, table.locate, "column")
+    problems.items.extend(ImportProblem(name, row, column, message, "column")
+                          for row, column, message in table.problems)
+    if table.header_row is None or not table.written:
         result.errors.extend(problems.items)
         return []
-    header = [str(_cell(c) or "").strip().lower() for c in rows[header_index]]
-    header = [THAI_COLUMNS.get(column, column) for column in header]
-    header_row = header_index + 1
-    columns: dict[str, int] = {}
-    for index, column in enumerate(header):
-        if not column or column in _IGNORED_COLUMNS or column.startswith("#"):
-            continue
-        if column not in CSV_COLUMNS:
-            problems.items.append(ImportProblem(name, header_row, column, "unknown column (see README: project "
-                                                                          "files, CSV/XLSX layout)"))
-        elif column in columns:
-            problems.items.append(ImportProblem(name, header_row, column, "column appears twice"))
-        else:
-            columns[column] = index
-    if "project_code" not in columns:
-        problems.items.append(ImportProblem(name, header_row, "project_code", "required column missing"))
-    if problems:
-        result.errors.extend(problems.items)
-        return []
-
-    projects: dict[str, dict[str, Any]] = {}
-    first_row: dict[str, int] = {}
-    for offset, raw in enumerate(rows[header_index + 1:]):
-        row_no = header_row + 1 + offset
-        values = {col: _cell(raw[i]) if i < len(raw) else None for col, i in columns.items()}
-        if all(v is None for v in values.values()):
-            continue
-        code = values.get("project_code")
-        if code is None:
-            problems.items.append(ImportProblem(name, row_no, "project_code", "missing"))
-            continue
-        code = str(code)
-        index = list(projects).index(code) if code in projects else len(projects)
-        base = (index,)
-        project = projects.setdefault(code, {"code": code, "agency": {}, "sites": [], "register": []})
-        if code not in first_row:
-            first_row[code] = row_no
-            locations[base] = (row_no, "project_code")
-            locations[base + ("code",)] = (row_no, "project_code")
-        for column, target in _PROJECT_COLUMNS.items():
-            if column in columns:
-                _merge(project, target, values[column], base + target, row_no, column, locations, problems)
-        site_code = values.get("site_code")
-        site_index = None
-        if site_code is not None or any(values.get(c) is not None for c in list(_SITE_COLUMNS) + list(_CRED_COLUMNS)):
-            if site_code is None:
-                problems.items.append(ImportProblem(name, row_no, "site_code", "missing (site columns are filled)"))
-                continue
-            site_code = str(site_code)
-            codes = [s["code"] for s in project["sites"]]
-            if site_code in codes:
-                site_index = codes.index(site_code)
-            else:
-                site_index = len(project["sites"])
-                project["sites"].append({"code": site_code})
-                locations[base + ("sites", site_index)] = (row_no, "site_code")
-                locations[base + ("sites", site_index, "code")] = (row_no, "site_code")
-            site = project["sites"][site_index]
-            for column, key in _SITE_COLUMNS.items():
-                if column in columns:
-                    _merge(site, (key,), values[column], base + ("sites", site_index, key), row_no, column,
-                           locations, problems)
-            if any(values.get(c) is not None for c in _CRED_COLUMNS):
-                cred = {key: values.get(column) for column, key in _CRED_COLUMNS.items()}
-                creds = site.setdefault("credentials", [])
-                if cred not in creds:
-                    cpath = base + ("sites", site_index, "credentials", len(creds))
-                    creds.append(cred)
-                    locations[cpath] = (row_no, "site_username")
-                    for column, key in _CRED_COLUMNS.items():
-                        locations[cpath + (key,)] = (row_no, column)
-        if any(values.get(c) is not None for c in _ENTRY_COLUMNS):
-            entry = {key: values.get(column) for column, key in _ENTRY_COLUMNS.items()}
-            if site_code is not None:
-                entry["site"] = site_code
-            epath = base + ("register", len(project["register"]))
-            project["register"].append(entry)
-            locations[epath] = (row_no, "mac")
-            for column, key in _ENTRY_COLUMNS.items():
-                locations[epath + (key,)] = (row_no, column)
-            locations[epath + ("site",)] = (row_no, "site_code")
-
     records = []
-    for index, data in enumerate(projects.values()):
-        if not data["sites"]:
-            data.pop("sites")
+    for index, data in enumerate(table.projects):
         record = _validate_project(data, problems, (index,))
         if record is not None:
             records.append(record)
-    if not projects and not problems:
+    if not table.projects and not problems:
         problems.items.append(ImportProblem(name, None, None, "no project rows below the header"))
     problems.items.sort(key=lambda p: (p.row or 0))
     result.errors.extend(problems.items)
     return [] if problems else records
-
-
-def _merge(target: dict[str, Any], keys: tuple[str, ...], value: Any, field_path: tuple[Any, ...], row_no: int,
-           column: str, locations: dict[tuple[Any, ...], tuple[int, str]], problems: _Problems) -> None:
-    """Set a repeated column's value once; a later row may repeat it or leave it empty, not change it."""
-    if value is None:
-        return
-    holder = target
-    for key in keys[:-1]:
-        holder = holder.setdefault(key, {})
-    key = keys[-1]
-    if key not in holder or holder[key] is None:
-        holder[key] = value
-        locations[field_path] = (row_no, column)
-    elif str(holder[key]) != str(value):
-        first = locations.get(field_path, (None, column))[0]
-        problems.items.append(ImportProblem(problems.file, row_no, column,
-                                            f"{value!r} differs from {holder[key]!r} given in row {first} "
-                                            f"for the same project/site (repeat the same value or leave it empty)"))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -658,7 +445,8 @@ def _validate_project(data: Mapping[str, Any], problems: _Problems, base: tuple[
     if committee is not None and committee not in COMMITTEE_LEVELS:
         problems.add(base + ("committee_level",), f"{committee!r}: expected one of {', '.join(COMMITTEE_LEVELS)}")
     budget = _decimal(data.get("budget_thb"), problems, base + ("budget_thb",))
-    profile = _code(data, "spec_profile", problems, base)
+    # A code or the profile's Thai name: which one is checked against the imported profiles when writing.
+    profile = _str(data, "spec_profile", problems, base, required=True)
     approved = _int(data.get("approved_count"), problems, base + ("approved_count",), required=True, minimum=0)
     sites = _validate_sites(data.get("sites"), problems, base + ("sites",))
     register = _validate_register(data.get("register"), sites, problems, base + ("register",))
@@ -703,14 +491,16 @@ def _check_place(province: str, district: str | None, subdistrict: str | None) -
     wanted = geothai.normalize(province)
     matches = [p for p in geothai.provinces() if geothai.is_province(p, wanted)]
     if not matches:
-        return ("province", f"{province!r} is not a Thai province")
+        names = [n for p in geothai.provinces() for n in (p.name_th, p.name_en)]
+        return ("province", f"{province!r} is not a Thai province{did_you_mean(province, names)}")
     prov = matches[0]
     dist = None
     if district:
         wanted = geothai.normalize(district)
         found = [d for d in geothai.districts(prov.code) if geothai.is_district(d, wanted)]
         if not found:
-            return ("district", f"{district!r} is not a district of {prov.name_th}")
+            names = [n for d in geothai.districts(prov.code) for n in (d.name_th, d.name_en)]
+            return ("district", f"{district!r} is not a district of {prov.name_th}{did_you_mean(district, names)}")
         dist = found[0]
     sub_name = None
     if subdistrict:
@@ -785,14 +575,18 @@ def _validate_register(data: Any, sites: list[SiteData] | None, problems: _Probl
             if mac is None:
                 problems.add(where + ("mac",), f"{item['mac']!r} is not a MAC address (e.g. c0:56:e3:00:01:0b)")
             elif mac in macs:
-                problems.add(where + ("mac",), f"{mac} is registered twice in this project "
-                                               f"(entries {macs[mac] + 1} and {index + 1})")
+                first = problems.locate(base + (macs[mac], "mac"))[0]
+                problems.add(where + ("mac",), f"{mac} is registered twice in this project (first in row {first})"
+                             if first is not None else f"{mac} is registered twice in this project "
+                             f"(entries {macs[mac] + 1} and {index + 1})")
             else:
                 macs[mac] = index
         serial = _str(item, "serial", problems, where)
         if serial is not None:
             if serial in serials:
-                problems.add(where + ("serial",), f"serial {serial!r} is registered twice in this project")
+                first = problems.locate(base + (serials[serial], "serial"))[0]
+                problems.add(where + ("serial",), f"serial {serial!r} is registered twice in this project"
+                             + (f" (first in row {first})" if first is not None else ""))
             serials[serial] = index
         if mac is None and serial is None and item.get("mac") is None:
             problems.add(where + ("mac",), "give the MAC address or the serial number of the camera")
@@ -842,34 +636,16 @@ def _address_ranges(value: Any, problems: _Problems, where: tuple[Any, ...]) -> 
     if value is None:
         problems.add(where, "missing: the address ranges of the site (e.g. 192.168.1.0/24)")
         return None
-    items = _split_list(value)
+    items = split_ranges(value) if isinstance(value, str) else _split_list(value)
     if not items:
         problems.add(where, "missing: the address ranges of the site (e.g. 192.168.1.0/24)")
         return None
     out = []
-    for index, item in enumerate(items):
-        text = str(item).strip()
+    for item in items:
         try:
-            network = ipaddress.ip_network(text, strict=False)
-            if network.num_addresses > 65536:
-                problems.add(where, f"{text!r} is larger than a /16; split it into smaller ranges")
-                continue
-            out.append(str(network) if "/" in text else text)
-        except ValueError:
-            if "-" in text:  # 10.0.0.10-10.0.0.40
-                first, _, last = text.partition("-")
-                try:
-                    ipaddress.ip_address(first.strip())
-                    ipaddress.ip_address(last.strip())
-                    out.append(text)
-                    continue
-                except ValueError:
-                    pass
-            if _host_port(text) is not None and ":" in text:
-                out.append(text)
-                continue
-            problems.add(where, f"{text!r} is not an address range (CIDR such as 192.168.1.0/24, "
-                                f"a range a.b.c.d-a.b.c.e, or host:port)")
+            out.append(parse_range(str(item)).text)
+        except RangeError as exc:
+            problems.add(where, str(exc))
     return out
 
 
@@ -1066,11 +842,16 @@ def _write_profile(session: Session, spec: Spec, result: FileResult) -> None:
 def _write_project(session: Session, data: ProjectData, result: FileResult, app: Flask) -> list[ImportProblem]:
     problems: list[ImportProblem] = []
     locate = _locator_for(result)
-    profile = session.scalars(select(SpecProfile).where(SpecProfile.code == data.spec_profile)).one_or_none()
-    if profile is None:
-        known = ", ".join(session.scalars(select(SpecProfile.code).order_by(SpecProfile.code))) or "none imported"
-        problems.append(locate(data, ("spec_profile",), f"spec profile {data.spec_profile!r} is not imported "
-                                                        f"(known: {known})"))
+    try:
+        profile = find_profile(session, data.spec_profile)
+    except LookupError_ as exc:
+        profile = None
+        problems.append(locate(data, ("spec_profile",), str(exc)))
+    known_codes = existing_codes(session)
+    if data.code not in known_codes:
+        hint = did_you_mean(data.code, known_codes, cutoff=0.8)
+        if hint:
+            result.notes.append(f"project {data.code} is new{hint.replace('did you mean', 'did you mean the existing')}")
     # A camera belongs to one project: its MAC or serial may not sit in another project's register.
     macs = [e.mac for e in data.register if e.mac]
     serials = [e.serial for e in data.register if e.serial]
@@ -1191,7 +972,7 @@ def _locator_for(result: FileResult) -> Callable[[ProjectData, tuple[Any, ...], 
 
     def locate(data: ProjectData, field_path: tuple[Any, ...], message: str) -> ImportProblem:
         row, name = data.locate(data.path + field_path) if data.locate else (None, _dotted(field_path))
-        return ImportProblem(result.path, row, name, message)
+        return ImportProblem(result.path, row, name, message, "column" if result.kind == "projects" else "field")
 
     return locate
 

@@ -77,6 +77,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["bedate"] = lambda v, short=False: i18n.format_date(v, current_language(), short=short)
     app.jinja_env.filters["zip_self"] = lambda seq: [(x, x) for x in seq]
     app.jinja_env.filters["bedatetime"] = lambda v: i18n.format_datetime(v, current_language())
+    app.jinja_env.filters["probe_reason"] = _probe_reason
 
 
 def _load_user(user_id: str) -> LoginUser | None:
@@ -101,6 +102,16 @@ def _load_user(user_id: str) -> LoginUser | None:
             session["lang"] = lang
         return None
     return LoginUser.from_row(row)
+
+
+def _probe_reason(probe_status: str | None) -> str:
+    """Why a device could not be read (wrong password, ONVIF off, timeout...) in the page's language; '' if read."""
+    from cctv_monitor.compliance.engine import unreachable_reason
+
+    if not probe_status or probe_status == "ok":
+        return ""
+    th, en = unreachable_reason(probe_status)
+    return th if current_language() == "th" else en
 
 
 def _require_login() -> Any:

@@ -210,6 +210,7 @@ DEVICE_COLUMNS = (
     LastObs.encoding.label("encoding"), LastObs.width.label("width"), LastObs.height.label("height"),
     LastObs.fps.label("fps"), LastObs.measured_width.label("measured_width"),
     LastObs.measured_height.label("measured_height"), LastObs.measured_fps.label("measured_fps"),
+    LastObs.probe_status.label("probe_status"),
 )
 
 

@@ -189,16 +189,16 @@ def seed(session: Session, *, extra_devices: int = 0, days: int = 30, now: datet
     for i in range(11, 18):
         cams.append((f"127.0.4.{i}", "Uniview", "CR-MS-2567-003", "office", "compliant", [], {}))
     special = {
-        "127.0.1.13": ("non_compliant", [("resolution", ">= 1920x1080", "1280x720")], {"width": 1280, "height": 720}),
+        "127.0.1.13": ("non_compliant", [("resolution", "≥ 1920x1080", "1280x720")], {"width": 1280, "height": 720}),
         "127.0.1.14": ("non_compliant", [("codec", "H264, H265", "JPEG")], {"codec": "JPEG"}),
-        "127.0.1.15": ("non_compliant", [("fps", ">= 25", "10")], {"fps": 10.0}),
+        "127.0.1.15": ("non_compliant", [("fps", "≥ 25", "10")], {"fps": 10.0}),
         "127.0.1.16": ("non_compliant", [("clock", "|offset| <= 5 s", "+300 s")], {}),
         "127.0.1.17": ("non_compliant", [("stream_resolution", "1920x1080 (ONVIF claims)", "1280x720 measured")],
                        {"measured": (1280, 720)}),
         "127.0.2.14": ("missing", [], {"status": "unreachable"}),
         "127.0.3.20": ("unreachable", [("onvif_unreachable", "ONVIF readable", "ONVIF disabled")],
                        {"status": "onvif_disabled"}),
-        "127.0.4.17": ("non_compliant", [("bitrate", ">= 1024 kbps", "256 kbps")], {"bitrate": 256}),
+        "127.0.4.17": ("non_compliant", [("bitrate", "≥ 1024 kbps", "256 kbps")], {"bitrate": 256}),
     }
     cams = [(a, m, p, s, special.get(a, (st,))[0], special.get(a, (st, f))[1], {**o, **special.get(a, (0, 0, {}))[2]})
             for a, m, p, s, st, f, o in cams]

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from probes.errors import ProbeError
+from probes.ranges import RangeError, parse_range
 from probes.soap import child, envelope, find_any, local, parse_reply, soap_fault, text
 from probes.targets import DEFAULT_PATH, Target
 from probes.vendor_http import IDENTIFY_PATHS, says_vendor
@@ -46,19 +47,14 @@ _DEVICE_NS = "http://www.onvif.org/ver10/device/wsdl"
 # -- address-range sweep ------------------------------------------------------------------------------------
 
 def parse_cidrs(cidrs: Iterable[str], *, limit: int = MAX_SWEEP_ADDRESSES) -> list[str]:
-    """Host addresses of the given CIDRs / single addresses, in order, without duplicates."""
+    """Host addresses of the given CIDRs, ranges or single addresses, in order, without duplicates."""
     hosts: dict[str, None] = {}
     for raw in cidrs:
-        try:
-            net = ipaddress.ip_network(raw.strip(), strict=False)
-        except ValueError as exc:
-            raise ValueError(f"invalid address range {raw!r}: {exc}") from None
-        if net.num_addresses > limit:
-            raise ValueError(f"address range {raw} has {net.num_addresses} addresses; the limit is {limit} "
-                             "(split it into smaller ranges)")
-        addresses = net.hosts() if net.num_addresses > 2 else iter(net)
-        for addr in addresses:
-            hosts[str(addr)] = None
+        entry = parse_range(raw, limit=limit)  # RangeError is a ValueError naming the text and the forms
+        if not entry.sweep:
+            raise RangeError(f"{raw!r} names one device (host:port); a sweep needs a CIDR, an address or a range")
+        for addr in entry.hosts():
+            hosts[addr] = None
             if len(hosts) > limit:
                 raise ValueError(f"the ranges together exceed {limit} addresses")
     return list(hosts)

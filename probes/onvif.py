@@ -155,6 +155,7 @@ class _State:
     warnings: list[str] = field(default_factory=list)
     raw_errors: list[str] = field(default_factory=list)
     credential: Credential | None = None
+    rejected: list[str] = field(default_factory=list)  # credential labels the device refused
     stream_uris: dict[str, str] = field(default_factory=dict)
     foreign_hosts: list[str] = field(default_factory=list)
     rejected_refs: list[str] = field(default_factory=list)
@@ -199,7 +200,10 @@ class _State:
             warnings=tuple(self.warnings), raw_errors=tuple(self.raw_errors),
             foreign_hosts=tuple(self.foreign_hosts),
             credential_ref=self.credential.ref if self.credential is not None else None,
-            rejected_refs=tuple(dict.fromkeys(self.rejected_refs)), auth_locked=self.locked)
+            rejected_refs=tuple(dict.fromkeys(self.rejected_refs)), auth_locked=self.locked,
+            credential_user=self.credential.username if self.credential else None,
+            credential_source=(self.credential.source or None) if self.credential else None,
+            rejected_credentials=tuple(self.rejected))
 
 
 class _Prober:
@@ -302,6 +306,7 @@ class _Prober:
                 if credential is not None and credential.ref and self.state.clock_offset_s is not None:
                     # Only with the camera's clock known is a rejection the password's fault, not the clock's.
                     self.state.rejected_refs.append(credential.ref)
+                self.state.rejected.append(credential.label if credential else "(no credentials)")
                 last = exc
                 continue
             except NotSupported as exc:

@@ -88,21 +88,29 @@ class MediaProfile:
 
 @dataclass(frozen=True)
 class StreamCheck:
-    """What the RTSP stream of one profile really delivers, measured with OpenCV."""
+    """What the RTSP stream of one profile really delivers, measured from its packets (probes.stream)."""
 
     profile_token: str
     ok: bool
     width: int | None = None
     height: int | None = None
-    fps: float | None = None  # from frame timestamps, not wall clock
+    fps: float | None = None  # from packet timestamps, not wall clock
     codec: str | None = None  # normalised like MediaProfile.encoding
-    first_frame_s: float | None = None
-    bitrate_kbps: int | None = None  # from packet sizes where measured
+    first_frame_s: float | None = None  # wall time from the open until the first keyframe arrived
+    bitrate_kbps: int | None = None  # from packet sizes
     black: bool | None = None
     frozen: bool | None = None
     low_detail: bool | None = None
     error: str | None = None
     thumbnail_jpeg: bytes | None = field(default=None, repr=False)  # small JPEG; base64 in JSON
+    codec_profile: str | None = None  # e.g. "High", "Main", "Baseline" (None for MJPEG)
+    #: Frames from one keyframe to the next, when two keyframes arrived within the sample (exact) ...
+    keyframe_interval: int | None = None
+    #: ... else a lower bound: no keyframe followed for this many frames (not judged against GovLength).
+    keyframe_interval_min: int | None = None
+    sharpness: float | None = None  # variance of the Laplacian of a 320-pixel-wide grey keyframe
+    brightness: float | None = None  # mean grey level (0-255) of that keyframe
+    sample_s: float | None = None  # stream time covered by the packets read
 
 
 @dataclass(frozen=True)
@@ -162,6 +170,9 @@ class Observation:
     credential_ref: str | None = None  # fingerprint (Credential.ref) of the credential the device accepted
     rejected_refs: tuple[str, ...] = ()  # fingerprints the device rejected as wrong (not when locked)
     auth_locked: bool = False  # the device said the account or our address is locked: nothing more tried
+    credential_user: str | None = None  # the ONVIF user the device accepted (never the password)
+    credential_source: str | None = None  # where that credential came from: "--user", "site market"
+    rejected_credentials: tuple[str, ...] = ()  # "user (source)" the device refused, in the order tried
     schema_version: int = SCHEMA_VERSION
     protocols: tuple[str, ...] = ()  # what answered with data: "onvif", "isapi", "dahua"
     field_sources: dict[str, str] = field(default_factory=dict)  # field group -> protocol it came from
@@ -170,6 +181,9 @@ class Observation:
     channels: tuple[ChannelInfo, ...] = ()  # recorders: the cameras behind them
     storage: tuple[StorageInfo, ...] = ()
     retention_days: float | None = None  # shortest retention over the recording channels
+    #: Made where the observation was made (a UUID, or the prober's run id and a sequence number); the
+    #: application skips an observation whose id it already stored, so sending a file twice is harmless.
+    observation_id: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -251,7 +265,7 @@ def utc_now_iso() -> str:
 _MULTILINE = frozenset({"raw_errors"})
 #: Fields that are binary or our own enum values (never credentials, never redacted).
 _NOT_TEXT = frozenset({"thumbnail_jpeg", "status", "observed_at", "schema_version", "credential_ref",
-                       "rejected_refs"})
+                       "rejected_refs", "observation_id"})
 
 
 def _redacted(value: Any, key: str = "") -> Any:

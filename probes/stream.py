@@ -1,62 +1,76 @@
-"""Stream probe: open the real RTSP stream with OpenCV (FFmpeg backend) and measure what it delivers.
+"""Stream probe: read the real RTSP stream's compressed packets (PyAV) and decode only two pictures.
 
-Cheap by design (a scan checks many streams on two cores): a few frames are decoded for the image checks
-and the thumbnail, then OpenCV's raw mode counts encoded packets without decoding them, which gives fps
-from packet timestamps and the real bitrate from packet sizes (LAB.md). Credentials are put into the URL
-only in memory, at open time; everything stored or logged uses :func:`probes.results.redact_uri`.
+fps comes from packet timestamps, bitrate from packet sizes, the keyframe interval from the keyframe flags
+and the codec and its profile from the stream parameters, all without decoding. The image checks (black,
+frozen, low detail, sharpness for the blur / covered-lens rule) need pictures: only a keyframe near the
+start and one near the end are decoded, in a small process-wide pool of decoders (:class:`DecoderPool`),
+so many cheap packet readers can run at once while at most a few full-size pictures exist at a time.
+
+Why PyAV and not OpenCV's raw mode (``CAP_PROP_FORMAT=-1``): reading the packets of 2.5 s of 1080p25 H.264
+cost the same in both (0.05 CPU-s, measured here), but PyAV also gives each packet's keyframe flag and the
+codec profile, takes probe options per open (``probesize=32``/``analyzeduration=0``: the SDP already names
+the codec and size, so an open takes 0.06 s and 0.008 CPU-s instead of 0.6 s and 0.035 CPU-s), and lets a
+keyframe packet be decoded on its own by a separate decoder; OpenCV cannot decode a packet it handed out.
+
+The sample ends at the second keyframe (the interval is then exact) or at a cap (``sample_s``, default
+2.5 s) once a first keyframe arrived; a session may join mid-GOP, so two keyframes can take up to two GOPs.
+Credentials enter the URI only in memory, at open time (:func:`with_credentials`); everything stored or
+logged uses :func:`probes.results.redact_uri`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import socket
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from fractions import Fraction
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import av
+import cv2
+import numpy as np
+
 from probes.results import StreamCheck, redact_uri
+from probes.stream_budget import DECODER_MB, DEFAULT_DECODERS, DEFAULT_SAMPLE_S, READER_MB, stream_concurrency
 
 LOGGER = logging.getLogger(__name__)
 
-# FFmpeg reads this when a capture opens: RTSP over TCP (UDP loses packets through NAT and firewalls).
-_OPTIONS = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS", "")
-if "rtsp_transport" not in _OPTIONS:
-    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "|".join(p for p in (_OPTIONS, "rtsp_transport;tcp") if p)
+__all__ = ["check_stream", "ImageChecks", "DecoderPool", "PacketSample", "image_checks", "codec_name",
+           "stream_concurrency", "with_credentials", "DEFAULT_SAMPLE_S", "READER_MB", "DECODER_MB",
+           "SHARED_DECODERS"]
 
-# FFmpeg's own log lines would end up on the technician's terminal; our results carry the reasons instead.
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-
-# OpenCV holds one process-wide lock around the whole FFmpeg open (avformat_open_input plus
-# avformat_find_stream_info, about one second of video on an RTSP stream, up to the open timeout on a
-# dead one) unless told that FFmpeg is thread-safe, which it is since FFmpeg 4 (the wheels bundle 5.x).
-# With the lock, parallel stream checks open one after another: 8 checks waited 1.1 s per stream ahead
-# of them (benchmarks/stream_checks.py). OpenCV reads this at every open.
-os.environ.setdefault("OPENCV_FFMPEG_IS_THREAD_SAFE", "1")
-
-import cv2  # noqa: E402 - must come after the environment variables above
-import numpy as np  # noqa: E402
-
-cv2.setLogLevel(2)  # errors only: "can't be used to capture by name" warnings say nothing a result does not
-
-__all__ = ["check_stream", "ImageChecks", "codec_name"]
-
-#: Stream time decoded for the image checks (first and last decoded frames are compared for "frozen").
-DECODE_WINDOW_S = 0.5
-MAX_DECODED_FRAMES = 15
 THUMBNAIL_WIDTH = 240
+CHECK_WIDTH = 320  # the image checks work on a grey copy this wide
 BLACK_MEAN = 16.0  # mean grey level below which a frame reads as black (0-255)
 BLACK_STD = 8.0
-FROZEN_DIFF = 0.5  # mean absolute difference between frames below which the image is frozen
+FROZEN_DIFF = 0.5  # mean absolute difference between the two pictures below which the image is frozen
+#: With one keyframe in the sample, "frozen" can compare it with the picture ``frozen_run_s`` later, by
+#: decoding the inter frames between; off by default because it is the costliest part of a check (0.3 s
+#: of 1080p: 45 ms CPU for H.264, 100 ms for H.265, against 6 ms for one keyframe), so by default
+#: "frozen" is judged only when two keyframes arrived (every check of a GOP up to 1.25 s, about one in
+#: four of a 2 s GOP, so repeated scans catch it) and is None otherwise. Packet sizes alone cannot tell:
+#: rate control spends kilobytes refining a frozen picture after each keyframe (the simulator's clips).
+DEFAULT_FROZEN_RUN_S = 0.0
 LOW_DETAIL_VAR = 15.0  # variance of the Laplacian below which the image is blurred or featureless
 
+# FFmpeg options of every open. probesize/analyzeduration: the SDP already names the codec, its
+# parameters and (H.264/H.265) the picture size, so nothing needs to be read ahead before packets flow.
+_OPEN_OPTIONS = {"rtsp_transport": "tcp", "probesize": "32", "analyzeduration": "0",
+                 "allowed_media_types": "video"}
+
+_CODECS = {"h264": "H264", "hevc": "H265", "mjpeg": "JPEG", "mpeg4": "MPEG4"}
 _FOURCC = {"h264": "H264", "avc1": "H264", "x264": "H264", "hevc": "H265", "h265": "H265", "hev1": "H265",
            "hvc1": "H265", "mjpg": "JPEG", "jpeg": "JPEG", "mjpa": "JPEG", "mp4v": "MPEG4", "fmp4": "MPEG4",
            "xvid": "MPEG4", "mpg4": "MPEG4"}
 
 
-def codec_name(fourcc: float | int) -> str | None:
-    """Normalised codec ("H264", "H265", "JPEG", "MPEG4") from an OpenCV FOURCC value."""
+def codec_name(fourcc: float | int | str) -> str | None:
+    """Normalised codec ("H264", "H265", "JPEG", "MPEG4") from an FFmpeg codec name or an OpenCV FOURCC."""
+    if isinstance(fourcc, str):
+        name = fourcc.strip().lower()
+        return _CODECS.get(name, _FOURCC.get(name, name.upper() or None))
     value = int(fourcc)
     if value <= 0:
         return None
@@ -64,48 +78,226 @@ def codec_name(fourcc: float | int) -> str | None:
     return _FOURCC.get(raw, raw.upper() or None)
 
 
+# ---------------------------------------------------------------------------------------------------
+# Image checks on decoded keyframes
+
+
 @dataclass(frozen=True)
 class ImageChecks:
-    """Image checks of decoded frames."""
+    """Image checks of decoded keyframes."""
 
     black: bool
     frozen: bool | None
     low_detail: bool
+    sharpness: float
+    brightness: float
 
 
 def image_checks(first: np.ndarray, last: np.ndarray | None) -> ImageChecks:
-    """Black / frozen / low-detail verdicts from the first and last decoded frames (BGR)."""
-    g1 = _small_grey(first)
-    mean, std = float(g1.mean()), float(g1.std())
-    black = mean < BLACK_MEAN and std < BLACK_STD
+    """Verdicts from the first and last decoded pictures (grey, :data:`CHECK_WIDTH` wide)."""
+    mean, std = float(first.mean()), float(first.std())
     frozen = None
     if last is not None:
-        g2 = _small_grey(last)
-        frozen = float(np.abs(g1.astype(np.int16) - g2.astype(np.int16)).mean()) < FROZEN_DIFF
-    low_detail = float(cv2.Laplacian(g1, cv2.CV_64F).var()) < LOW_DETAIL_VAR
-    return ImageChecks(black=black, frozen=frozen, low_detail=low_detail)
+        frozen = float(np.abs(first.astype(np.int16) - last.astype(np.int16)).mean()) < FROZEN_DIFF
+    sharpness = float(cv2.Laplacian(first, cv2.CV_64F).var())
+    return ImageChecks(black=mean < BLACK_MEAN and std < BLACK_STD, frozen=frozen,
+                       low_detail=sharpness < LOW_DETAIL_VAR, sharpness=round(sharpness, 2),
+                       brightness=round(mean, 1))
 
 
-def _shrink(frame: np.ndarray, width: int = 320) -> np.ndarray:
-    """A copy of ``frame`` at most ``width`` pixels wide (what the image checks and the thumbnail use)."""
-    h, w = frame.shape[:2]
-    if w <= width:
-        return frame.copy()
-    return cv2.resize(frame, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
-
-
-def _small_grey(frame: np.ndarray) -> np.ndarray:
-    small = _shrink(frame)
-    return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
-
-
-def thumbnail_jpeg(frame: np.ndarray, width: int = THUMBNAIL_WIDTH) -> bytes | None:
-    """A small JPEG of ``frame``."""
-    h, w = frame.shape[:2]
-    if w > width:
-        frame = cv2.resize(frame, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+def thumbnail_jpeg(frame: np.ndarray) -> bytes | None:
+    """A small JPEG of a BGR ``frame``."""
     ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 70])
     return buf.tobytes() if ok else None
+
+
+@dataclass
+class Decoded:
+    """What the decoder pool returns: grey check copies of the first and last pictures, a thumbnail."""
+
+    greys: list[np.ndarray] = field(default_factory=list)
+    thumbnail: np.ndarray | None = None
+    width: int | None = None
+    height: int | None = None
+    profile: str | None = None
+
+
+class DecoderPool:
+    """At most ``size`` keyframe decodes at once, process-wide: decoding is the costly part of a check
+    (memory for full-size pictures, CPU), while readers mostly wait for packets."""
+
+    def __init__(self, size: int | None = None) -> None:
+        self.size = max(1, size or DEFAULT_DECODERS)
+        self._slots = threading.BoundedSemaphore(self.size)
+
+    def decode(self, codec: str, extradata: bytes | None, packets: list[bytes], thumbnail: bool) -> Decoded:
+        """Decode ``packets`` (a decodable sequence: keyframes, or a keyframe and the frames after it) and
+        keep grey check copies of the first and last pictures, and a thumbnail of the last."""
+        with self._slots:
+            return _decode(codec, extradata, packets, thumbnail)
+
+
+SHARED_DECODERS = DecoderPool()
+
+
+def _decode(codec: str, extradata: bytes | None, packets: list[bytes], thumbnail: bool) -> Decoded:
+    ctx = av.CodecContext.create(codec, "r")
+    if extradata:
+        ctx.extradata = extradata
+    ctx.thread_count = 1  # one picture at a time: more threads only add frame buffers
+    # The checks look at a 320-pixel copy: the deblocking filter changes nothing visible there.
+    ctx.options = {"skip_loop_filter": "all"}
+    frames = []
+    for payload in packets:
+        try:
+            frames.extend(ctx.decode(av.Packet(payload)))
+        except av.error.FFmpegError as exc:  # a damaged packet: judge the picture from the others
+            LOGGER.debug("packet did not decode: %s", exc)
+        if len(frames) > 2:
+            del frames[1:-1]  # only the first and the latest picture are kept
+    try:
+        frames.extend(ctx.decode(None))
+    except av.error.FFmpegError:
+        pass
+    out = Decoded(profile=ctx.profile)
+    for frame in (frames[0], frames[-1]) if len(frames) > 1 else frames:
+        out.width, out.height = frame.width, frame.height
+        h = max(1, round(frame.height * CHECK_WIDTH / frame.width))
+        out.greys.append(frame.reformat(width=CHECK_WIDTH, height=h, format="gray", interpolation="AREA")
+                         .to_ndarray())
+    if thumbnail and frames:
+        last = frames[min(len(frames), 2) - 1]
+        th = max(1, round(last.height * THUMBNAIL_WIDTH / last.width))
+        out.thumbnail = last.reformat(width=THUMBNAIL_WIDTH, height=th, format="bgr24",
+                                      interpolation="AREA").to_ndarray()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Packet reading
+
+
+@dataclass
+class PacketSample:
+    """What the packets of one sample say, before any decoding."""
+
+    codec: str | None = None  # FFmpeg decoder name: h264, hevc, mjpeg
+    profile: str | None = None
+    width: int | None = None
+    height: int | None = None
+    extradata: bytes | None = None
+    time_base: Fraction | None = None
+    pts: list[int] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    key_index: list[int] = field(default_factory=list)  # packet positions of keyframes
+    keyframes: list[bytes] = field(default_factory=list)  # payload of the first and the latest keyframe
+    run: list[bytes] = field(default_factory=list)  # the inter frames right after the first keyframe
+    run_s: float = DEFAULT_FROZEN_RUN_S  # stream time of that run "frozen" needs when no second keyframe comes
+    run_frames: int = 0
+    first_key_s: float | None = None  # wall time from the open to the first keyframe
+    stalled: bool = False  # the read ended on a timeout or an error, not on the sample rule
+
+    @property
+    def span_s(self) -> float:
+        """Stream time from the first to the last packet."""
+        if len(self.pts) < 2 or not self.time_base:
+            return 0.0
+        return float((max(self.pts) - min(self.pts)) * self.time_base)
+
+    def fps(self) -> float | None:
+        """Frames per second from timestamps (frames arrive in bursts, so never from wall clock)."""
+        span = self.span_s
+        return round((len(self.pts) - 1) / span, 2) if span > 0 else None
+
+    def bitrate_kbps(self) -> int | None:
+        """kbit/s the packets carry: over exactly one GOP when two keyframes arrived, else over the sample."""
+        if len(self.key_index) >= 2 and self.time_base:
+            a, b = self.key_index[-2], self.key_index[-1]
+            span = float((self.pts[b] - self.pts[a]) * self.time_base)
+            if span > 0:
+                return round(sum(self.sizes[a:b]) * 8 / span / 1000)
+        span = self.span_s
+        return round(sum(self.sizes[:-1]) * 8 / span / 1000) if span > 0 else None
+
+    def keyframe_interval(self) -> tuple[int | None, int | None]:
+        """(exact interval, lower bound): exact from the last two keyframes, else frames without one."""
+        if len(self.key_index) >= 2:
+            return self.key_index[-1] - self.key_index[-2], None
+        if self.key_index:
+            return None, len(self.pts) - self.key_index[0]
+        return None, len(self.pts) or None
+
+    def to_decode(self) -> list[bytes]:
+        """The packets the decoder pool gets: two keyframes, or the only keyframe and the run after it."""
+        if len(self.keyframes) >= 2:
+            return self.keyframes[:2]
+        return self.keyframes[:1] + self.run
+
+    def done(self, sample_s: float) -> bool:
+        """The sample rule: a second keyframe (exact interval), or the cap once a keyframe and its run came."""
+        if len(self.key_index) >= 2 and self.codec != "mjpeg":  # MJPEG: all keyframes, read to the cap for fps
+            return True
+        return bool(self.key_index) and self.span_s >= sample_s and (
+            len(self.key_index) >= 2 or len(self.run) >= self.run_frames)
+
+
+def read_packets(open_uri: str, sample_s: float, timeout_s: float, run_s: float = DEFAULT_FROZEN_RUN_S
+                 ) -> PacketSample:
+    """Read compressed packets until the second keyframe, or ``sample_s`` of stream time after a first one.
+
+    Raises ``av.error.FFmpegError`` (or ``OSError``) when the stream cannot be opened or read at all.
+    """
+    started = time.monotonic()
+    deadline = started + timeout_s
+    sample = PacketSample(run_s=run_s)
+    # FFmpeg's own socket timeout, not PyAV's ``timeout=``: PyAV's interrupt callback takes the GIL on
+    # every poll, which cost a quarter of a check's CPU with many readers at once (measured here).
+    options = {**_OPEN_OPTIONS, "timeout": str(int(timeout_s * 1_000_000))}
+    container = av.open(open_uri, options=options)
+    try:
+        if not container.streams.video:
+            raise av.error.InvalidDataError(1094995529, "the stream has no video track")
+        stream = container.streams.video[0]
+        cc = stream.codec_context
+        sample.codec, sample.profile = cc.name, cc.profile
+        sample.width, sample.height = cc.width or None, cc.height or None
+        sample.extradata = bytes(cc.extradata) if cc.extradata else None
+        sample.time_base = stream.time_base
+        try:
+            for packet in container.demux(stream):
+                if packet.pts is None or packet.size == 0:
+                    continue
+                if packet.is_keyframe:
+                    sample.key_index.append(len(sample.pts))
+                    if sample.first_key_s is None:
+                        sample.first_key_s = time.monotonic() - started
+                    # Keep the first keyframe and the latest one only: readers stay a few hundred KB.
+                    if len(sample.keyframes) == 2:
+                        sample.keyframes.pop()
+                    sample.keyframes.append(bytes(packet))
+                elif run_s > 0 and len(sample.key_index) == 1 and len(sample.run) < max(1, sample.run_frames):
+                    sample.run.append(bytes(packet))
+                sample.pts.append(packet.pts)
+                sample.sizes.append(packet.size)
+                if len(sample.pts) == 2 and sample.fps() and run_s > 0:
+                    sample.run_frames = max(1, round(run_s * (sample.fps() or 25)))
+                if sample.done(sample_s):
+                    break
+                if time.monotonic() > deadline:
+                    sample.stalled = True
+                    break
+        except (av.error.FFmpegError, OSError) as exc:
+            if not sample.pts:
+                raise
+            LOGGER.debug("stream read ended early: %s", exc)
+            sample.stalled = True
+    finally:
+        container.close()
+    return sample
+
+
+# ---------------------------------------------------------------------------------------------------
+# The check
 
 
 def with_credentials(uri: str, username: str | None, password: str | None) -> str:
@@ -121,8 +313,10 @@ def with_credentials(uri: str, username: str | None, password: str | None) -> st
 
 
 def check_stream(uri: str, *, username: str | None, password: str | None, profile_token: str,
-                 sample_s: float = 2.0, timeout_s: float = 10.0, thumbnail: bool = True) -> StreamCheck:
-    """Open ``uri``, measure size/fps/codec/bitrate/first-frame time and check the image; never raises."""
+                 sample_s: float = DEFAULT_SAMPLE_S, timeout_s: float = 10.0, thumbnail: bool = True,
+                 decoders: DecoderPool | None = None, frozen_run_s: float = DEFAULT_FROZEN_RUN_S) -> StreamCheck:
+    """Measure ``uri`` from its packets (size, fps, codec, profile, bitrate, keyframe interval) and check
+    two decoded keyframes' pictures; never raises."""
     shown = redact_uri(uri) or ""
     try:
         parts = urlsplit(uri)
@@ -130,104 +324,69 @@ def check_stream(uri: str, *, username: str | None, password: str | None, profil
             return StreamCheck(profile_token, ok=False, error=f"not an RTSP URI: {shown[:200]}")
     except ValueError:
         return StreamCheck(profile_token, ok=False, error=f"unreadable stream URI: {shown[:200]}")
-    started = time.monotonic()
     try:
-        return _measure(uri, shown, username, password, profile_token, sample_s, timeout_s, thumbnail, started)
-    except cv2.error as exc:
-        LOGGER.info("%s: OpenCV error: %s", shown, exc)
-        return StreamCheck(profile_token, ok=False, error=f"OpenCV/FFmpeg failed on the stream: {str(exc)[:200]}")
+        try:
+            sample = read_packets(with_credentials(uri, username, password), sample_s, timeout_s, frozen_run_s)
+        except (av.error.ExitError, TimeoutError):
+            return StreamCheck(profile_token, ok=False, error=_timeout_reason(uri, timeout_s))
+        except (av.error.FFmpegError, OSError) as exc:
+            # The open already waited its timeout: a live RTSP server answers DESCRIBE within milliseconds.
+            reason = diagnose_open_failure(uri, bool(username), min(1.0, timeout_s))
+            LOGGER.info("%s: stream did not open: %s (%s)", shown, reason, type(exc).__name__)
+            return StreamCheck(profile_token, ok=False, error=reason)
+        return _judge(sample, profile_token, sample_s, timeout_s, thumbnail, decoders or SHARED_DECODERS)
     except Exception as exc:  # noqa: BLE001 - one broken stream must never stop a scan
         LOGGER.exception("%s: unexpected error in the stream check", shown)
         return StreamCheck(profile_token, ok=False, error=f"unexpected {type(exc).__name__}: {exc}")
 
 
-def _measure(uri: str, shown: str, username: str | None, password: str | None, token: str, sample_s: float,
-             timeout_s: float, thumbnail: bool, started: float) -> StreamCheck:
-    timeout_ms = int(timeout_s * 1000)
-    # One decoder thread: FFmpeg's default (one per core, each with its own frame buffers) costs memory and
-    # CPU that parallel checks need more; a check decodes only half a second of video.
-    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, min(timeout_ms, 5000),
-              cv2.CAP_PROP_N_THREADS, 1]
-    cap = cv2.VideoCapture(with_credentials(uri, username, password), cv2.CAP_FFMPEG, params)
+def _judge(sample: PacketSample, token: str, sample_s: float, timeout_s: float, thumbnail: bool,
+           decoders: DecoderPool) -> StreamCheck:
+    """Turn a packet sample (plus its two decoded keyframes) into a StreamCheck."""
+    codec = codec_name(sample.codec) if sample.codec else None
+    base = {"codec": codec, "codec_profile": sample.profile, "width": sample.width, "height": sample.height,
+            "sample_s": round(sample.span_s, 3)}
+    if not sample.pts:
+        return StreamCheck(token, ok=False, error=f"stream opened but sent no video within {timeout_s:g} s", **base)
+    exact, at_least = sample.keyframe_interval()
+    base.update(fps=sample.fps(), bitrate_kbps=sample.bitrate_kbps(), keyframe_interval=exact,
+                keyframe_interval_min=at_least)
+    if not sample.keyframes:
+        return StreamCheck(token, ok=False, error=f"no keyframe within {timeout_s:g} s ({len(sample.pts)} frames): "
+                                                  "no picture can be decoded", **base)
+    decoded = decoders.decode(sample.codec or "", sample.extradata, sample.to_decode(), thumbnail)
+    if not decoded.greys:
+        return StreamCheck(token, ok=False, error=f"the {codec} keyframe could not be decoded", **base)
+    # The decoded picture is the truth about the size (MJPEG over RTP does not carry it in the SDP).
+    base.update(width=decoded.width, height=decoded.height, codec_profile=sample.profile or decoded.profile)
+    last = decoded.greys[1] if len(decoded.greys) > 1 else None
+    checks = image_checks(decoded.greys[0], last)
+    error = None
+    if sample.stalled and sample.span_s < sample_s / 2 and len(sample.key_index) < 2:
+        error = f"stream stalled after {sample.span_s:.1f} s of video"
+    return StreamCheck(token, ok=error is None, first_frame_s=round(sample.first_key_s or 0.0, 3),
+                       black=checks.black, frozen=checks.frozen, low_detail=checks.low_detail,
+                       sharpness=checks.sharpness, brightness=checks.brightness, error=error,
+                       thumbnail_jpeg=thumbnail_jpeg(decoded.thumbnail) if decoded.thumbnail is not None else None,
+                       **base)
+
+
+def _timeout_reason(uri: str, timeout_s: float) -> str:
+    """Why an open timed out, from one short TCP connect (no second wait of the full timeout)."""
+    parts = urlsplit(uri)
+    host, port = parts.hostname or "", parts.port or (322 if parts.scheme == "rtsps" else 554)
     try:
-        if not cap.isOpened():
-            reason = diagnose_open_failure(uri, bool(username), min(3.0, timeout_s))
-            LOGGER.info("%s: stream did not open: %s", shown, reason)
-            return StreamCheck(token, ok=False, error=reason)
-        width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) or None
-        height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) or None
-        codec = codec_name(cap.get(cv2.CAP_PROP_FOURCC))
-        deadline = started + timeout_s
-        ok, frame = cap.read()
-        first_frame_s = time.monotonic() - started
-        if not ok or frame is None:
-            return StreamCheck(token, ok=False, width=width, height=height, codec=codec,
-                               error=f"stream opened but no frame could be decoded within {timeout_s:g} s "
-                                     "(no keyframe, unsupported codec, or the stream stalled)")
-        if not width or not height:
-            height, width = frame.shape[:2]
-        stamps = [cap.get(cv2.CAP_PROP_POS_MSEC)]
-        # Only small copies are kept (the checks and the thumbnail need no more) and every frame is decoded
-        # into the same buffer: full 1080p frames are 6 MB each and a scan runs many checks at once.
-        first, last = _shrink(frame), None
-        decoded = 1
-        # Decode a short stretch for the image checks ...
-        while (len(stamps) < MAX_DECODED_FRAMES and stamps[-1] - stamps[0] < DECODE_WINDOW_S * 1000
-               and time.monotonic() < deadline):
-            ok, out = cap.read(frame)
-            if not ok or out is None:
-                break
-            frame, decoded = out, decoded + 1
-            stamps.append(cap.get(cv2.CAP_PROP_POS_MSEC))
-        if decoded > 1:
-            last = _shrink(frame)
-        del frame
-        # ... then count packets without decoding them (raw mode) for fps and bitrate.
-        raw_bytes, raw_first = 0, None
-        stalled = False
-        if cap.set(cv2.CAP_PROP_FORMAT, -1):
-            raw_first = stamps[-1]
-            while stamps[-1] - stamps[0] < sample_s * 1000 and time.monotonic() < deadline:
-                if not cap.grab():
-                    stalled = True
-                    break
-                ok, packet = cap.retrieve()
-                if ok and packet is not None:
-                    raw_bytes += int(packet.size)
-                stamps.append(cap.get(cv2.CAP_PROP_POS_MSEC))
-        fps, bitrate = _rates(stamps, raw_first, raw_bytes)
-        checks = image_checks(first, last)
-        thumb = thumbnail_jpeg(last if last is not None else first) if thumbnail else None
-        span = (max(stamps) - min(stamps)) / 1000 if len(stamps) > 1 else 0.0
-        error = None
-        if stalled and span < sample_s / 2:
-            error = f"stream stalled after {span:.1f} s of video"
-        elif span < sample_s * 0.5:
-            error = f"only {span:.1f} s of video arrived within {timeout_s:g} s (stream too slow or stalling)"
-        return StreamCheck(token, ok=error is None, width=width, height=height, fps=fps, codec=codec,
-                           first_frame_s=round(first_frame_s, 3), bitrate_kbps=bitrate, black=checks.black,
-                           frozen=checks.frozen, low_detail=checks.low_detail, error=error, thumbnail_jpeg=thumb)
-    finally:
-        cap.release()
-
-
-def _rates(stamps: list[float], raw_first: float | None, raw_bytes: int) -> tuple[float | None, int | None]:
-    """fps from frame timestamps (not wall clock: frames arrive in bursts) and kbps from raw packet sizes."""
-    fps = None
-    if len(stamps) > 1:
-        span = (max(stamps) - min(stamps)) / 1000
-        if span > 0:
-            fps = round((len(stamps) - 1) / span, 2)
-    bitrate = None
-    if raw_first is not None and raw_bytes:
-        raw_span = (stamps[-1] - raw_first) / 1000
-        if raw_span > 0:
-            bitrate = int(raw_bytes * 8 / raw_span / 1000)
-    return fps, bitrate
+        with socket.create_connection((host, port), timeout=min(1.0, timeout_s)):
+            pass
+    except ConnectionRefusedError:
+        return f"RTSP port {host}:{port} refused the connection (RTSP off, or another port)"
+    except OSError:
+        return f"no answer from RTSP port {host}:{port} within {timeout_s:g} s (host down or filtered)"
+    return f"RTSP server at {host}:{port} accepted the connection but sent no video within {timeout_s:g} s"
 
 
 def diagnose_open_failure(uri: str, had_credentials: bool, timeout_s: float = 3.0) -> str:
-    """Why a stream did not open, from a bare RTSP DESCRIBE (OpenCV itself gives no reason)."""
+    """Why a stream did not open, from a bare RTSP DESCRIBE (FFmpeg's own error says little)."""
     parts = urlsplit(uri)
     host, port = parts.hostname or "", parts.port or (322 if parts.scheme == "rtsps" else 554)
     where = f"{host}:{port}"
@@ -253,6 +412,8 @@ def diagnose_open_failure(uri: str, had_credentials: bool, timeout_s: float = 3.
         return f"RTSP server at {where} accepted the connection but did not answer DESCRIBE"
     fields = status_line.split(" ", 2)
     code = fields[1] if len(fields) > 1 else ""
+    if not status_line.startswith("RTSP/"):
+        return f"RTSP port {where} answered something that is not RTSP: {status_line[:60]!r}"
     if code == "404":
         return f"RTSP server at {where} has no stream at this path (404 Not Found): wrong stream URI"
     if code == "401":
@@ -264,4 +425,3 @@ def diagnose_open_failure(uri: str, had_credentials: bool, timeout_s: float = 3.
         return (f"RTSP server at {where} describes the stream, but no video could be opened (unsupported codec, "
                 "no keyframe within the timeout, or the RTP session failed)")
     return f"RTSP server at {where} answered {status_line[:80]!r}; stream not opened"
-

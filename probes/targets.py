@@ -85,6 +85,14 @@ class Credential:
     #: fingerprint the device accepted and which it rejected, so the next scan can order and skip.
     ref: str | None = field(default=None, compare=False)
 
+    # Where it came from ("--user", "site market"): shown with the accepted user, never part of equality.
+    source: str = field(default="", compare=False)
+
+    @property
+    def label(self) -> str:
+        """``user (source)`` for tables and reports (never the password)."""
+        return f"{self.username} ({self.source})" if self.source else self.username
+
 
 def on_probed_host(uri: str, host: str) -> tuple[str, str | None]:
     """``uri`` aimed at the probed ``host`` (same scheme, port, path, query) and the host it named if another.

@@ -84,7 +84,7 @@ def test_thai_buddhist_date():
 def test_compliant_project_passes_and_registers(runner, session, projects, tmp_path):
     report = tmp_path / "ok.html"
     result = runner.invoke(cli, args=["check", "--project", "TEST-OK", "--no-streams", "--report", str(report),
-                                      "--register", "--operator", "สมชาย ใจดี"])
+                                      "--register", "--operator", "สมชาย ใจดี", "--detail"])
     assert result.exit_code == 0, result.output
     assert "VERDICT: PASS" in result.output and "2 device(s) added to the register" in result.output
     assert "127.78.1.11" in result.output and "resolution" in result.output
@@ -93,7 +93,7 @@ def test_compliant_project_passes_and_registers(runner, session, projects, tmp_p
     assert {e.added_by for e in entries} == {"check --register"}
     assert {d.status for d in session.scalars(select(Device))} == {"compliant"}
     html = report.read_text()
-    assert "ผ่าน (PASS)" in html and "ชร 0023.3/9999" in html and "สมชาย ใจดี" in html
+    assert '<span class="verdict pass">ผ่าน</span>' in html and "ชร 0023.3/9999" in html and "สมชาย ใจดี" in html
     assert "&lt;b&gt;ok-1&lt;/b&gt;" in html and "<b>ok-1</b>" not in html  # camera strings escaped
     assert "๑๔ กุมภาพันธ์ ๒๕๖๘" in html  # approval date, Buddhist era, Thai digits
     assert session.scalar(select(ScanRun)).trigger == "check"
@@ -115,8 +115,11 @@ def test_low_resolution_project_fails(runner, projects, tmp_path):
     resolution = next(r for r in cam["requirements"] if r["key"] == "resolution")
     assert resolution["passed"] is False
     assert resolution["expected"].startswith("1920x1080") and resolution["observed"].startswith("1280x720")
-    assert all(r["passed"] for r in cam["requirements"] if r["key"] != "resolution")
-    assert "ไม่ผ่าน (FAIL)" in report.read_text()
+    # --no-streams: the stream rows are "not checked" (passed null), never "pass"
+    assert all(r["passed"] is not False for r in cam["requirements"] if r["key"] != "resolution")
+    assert {r["result"] for r in cam["requirements"] if r["key"] in ("stream", "stream_match", "image")} \
+        == {"not checked"}
+    assert '<span class="verdict fail">ไม่ผ่าน</span>' in report.read_text()
 
 
 def test_check_range_and_credentials(runner, projects):
@@ -158,7 +161,7 @@ def test_report_renders_in_chromium(runner, projects, tmp_path):
                                            "--disable-component-update", "--disable-sync", "--no-first-run"])
         try:
             page = browser.new_page()
-            for code, expect in (("TEST-OK", "ผ่าน (PASS)"), ("TEST-LOW", "ไม่ผ่าน (FAIL)")):
+            for code, expect in (("TEST-OK", "ผ่าน"), ("TEST-LOW", "ไม่ผ่าน")):
                 page.goto(paths[code].as_uri())
                 assert page.locator(".verdict").inner_text() == expect
                 # the embedded Thai font loaded (not a fallback box font)

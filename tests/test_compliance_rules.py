@@ -213,7 +213,7 @@ def test_clock(offset, fires):
     assert ("clock" in ids(findings)) is fires
     if fires:
         f = [x for x in findings if x.rule_id == "clock"][0]
-        assert f.expected == "<= 60 s"
+        assert f.expected == "≤ 60 s"
 
 
 def test_clock_unknown_is_not_judged():

@@ -60,7 +60,7 @@ def test_findings_csv_and_xlsx(client, data):
     """Findings export lists expected, observed and source; XLSX opens with openpyxl and matches."""
     login(client, "admin")
     rows = _csv(client, "/exports/findings.csv?finding=resolution")
-    assert len(rows) == 2 and rows[1][6] == "resolution" and rows[1][10] == ">= 1920x1080"
+    assert len(rows) == 2 and rows[1][6] == "resolution" and rows[1][10] == "≥ 1920x1080"
     assert rows[1][11] == "1280x720" and "MDES" in rows[1][12]
     response = client.get("/exports/devices.xlsx?agency=pongpha-sao")
     assert response.status_code == 200

@@ -42,9 +42,9 @@ def test_empty_range_finishes_in_seconds():
 def test_ranges_are_validated():
     """Bad or oversized ranges are refused with a message that names them."""
     assert parse_cidrs(["127.0.0.8/30", "127.0.0.9"]) == ["127.0.0.9", "127.0.0.10"]
-    with pytest.raises(ValueError, match="invalid address range 'nonsense'"):
+    with pytest.raises(ValueError, match="'nonsense' is not an address range"):
         parse_cidrs(["nonsense"])
-    with pytest.raises(ValueError, match="the limit is 65536"):
+    with pytest.raises(ValueError, match="more than the limit of 65536"):
         parse_cidrs(["10.0.0.0/8"])
     with pytest.raises(ValueError, match="invalid port list"):
         asyncio.run(sweep(["127.0.0.1/32"], [0]))
@@ -117,3 +117,22 @@ def test_multicast_discovery_inside_namespaces_finds_the_netns_fleet():
         assert probe.returncode == 0, probe.stdout + probe.stderr
         assert json.loads(probe.stdout)["device"]["name"] == "Probe cam 2"
     assert set(list_namespaces()) - before == set()
+
+
+@pytest.mark.parametrize("text, stored, hosts", [
+    ("10.0.0.8/30", "10.0.0.8/30", ["10.0.0.9", "10.0.0.10"]),
+    ("10.0.0.11-10.0.0.13", "10.0.0.11-10.0.0.13", ["10.0.0.11", "10.0.0.12", "10.0.0.13"]),
+    ("10.0.0.11 – 13", "10.0.0.11-10.0.0.13", ["10.0.0.11", "10.0.0.12", "10.0.0.13"]),
+    ("10.0.0.7", "10.0.0.7", ["10.0.0.7"]),
+    ("fd00::1-fd00::2", "fd00::1-fd00::2", ["fd00::1", "fd00::2"]),
+    ("10.0.0.7:8000", "10.0.0.7:8000", ["10.0.0.7"]),
+    ("[fd00::7]:80", "[fd00::7]:80", ["fd00::7"]),
+    ("cam-7.lan:80", "cam-7.lan:80", ["cam-7.lan"]),
+])
+def test_every_range_form_parses(text, stored, hosts):
+    """The one parser: each documented form, normalised as stored, with the addresses it covers."""
+    from probes.ranges import parse_range
+
+    entry = parse_range(text)
+    assert entry.text == stored and list(entry.hosts()) == hosts
+    assert parse_range(entry.text) == entry  # the stored text parses to the same entry

@@ -1,4 +1,4 @@
-"""probe_many with stream checks: queued checks are never reported as timed out (real RTSP, real OpenCV)."""
+"""probe_many with stream checks: queued checks are never reported as timed out (real RTSP, real PyAV)."""
 
 from __future__ import annotations
 

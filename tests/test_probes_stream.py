@@ -1,4 +1,4 @@
-"""Stream probe against the simulated fleet's real RTSP streams (gst-rtsp-server), read with OpenCV."""
+"""Stream probe against the simulated fleet's real RTSP streams (gst-rtsp-server), measured from packets (PyAV)."""
 
 from __future__ import annotations
 
@@ -71,7 +71,11 @@ def test_measured_streams_match_the_fleet_file(demo_streams):
         assert abs(check.width - want["width"]) <= 1 and abs(check.height - want["height"]) <= 1, sim.name
         assert check.fps == pytest.approx(want["fps"], rel=0.10), sim.name
         assert check.codec == want["codec"], sim.name
-        assert check.black is (want["image"] == "black") and check.frozen is (want["image"] in ("black", "frozen"))
+        assert check.black is (want["image"] == "black")
+        if check.keyframe_interval is not None:  # "frozen" is judged when two keyframes arrived
+            assert check.frozen is (want["image"] in ("black", "frozen"))
+        else:
+            assert check.frozen is None and check.keyframe_interval_min >= 1
         assert 0 < check.first_frame_s < 10 and check.bitrate_kbps and check.bitrate_kbps > 0
         assert check.thumbnail_jpeg and check.thumbnail_jpeg[:2] == b"\xff\xd8" and len(check.thumbnail_jpeg) < 40_000
         assert "Demo#2567" not in obs.to_json()

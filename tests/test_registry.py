@@ -206,11 +206,12 @@ def test_bad_csv_row_exits_2_and_changes_nothing(runner, session, tmp_path, impo
     assert result.exit_code == 2
     problems = [line.strip() for line in result.output.splitlines() if line.startswith("  ")]
     assert problems == [
-        f"{bad}, row 2, field site_address_ranges: '127.0.4.300/24' is not an address range (CIDR such as "
-        "192.168.1.0/24, a range a.b.c.d-a.b.c.e, or host:port)",
-        f"{bad}, row 4, field mac: '24-28-FD-00-04-ZZ' is not a MAC address (e.g. c0:56:e3:00:01:0b)",
-        f"{bad}, row 9, field approved_count: 'twelve' is not a whole number",
-        f"{bad}, row 13, field site_latitude: '21.0' differs from '20.4465' given in row 9 for the same "
+        f"{bad}, row 2, column site_address_ranges: '127.0.4.300/24' is not an address range (not a valid "
+        "network address/prefix); write a CIDR such as 192.168.1.0/24, an address, a range 192.168.1.11-192.168.1.18 "
+        "(or 192.168.1.11-18), or host:port",
+        f"{bad}, row 4, column mac: '24-28-FD-00-04-ZZ' is not a MAC address (e.g. c0:56:e3:00:01:0b)",
+        f"{bad}, row 9, column approved_count: 'twelve' is not a whole number",
+        f"{bad}, row 13, column site_latitude: '21.0' differs from '20.4465' given in row 9 for the same "
         "project/site (repeat the same value or leave it empty)",
     ]
     assert "nothing imported from this file" in result.output
@@ -251,7 +252,7 @@ def test_yaml_errors_name_line_and_field(runner, session, tmp_path):
     fixed.write_text(text.replace("approved_count: -1", "approved_count: 8"), encoding="utf-8")
     result = runner.invoke(cli, args=["import-projects", str(fixed)])
     assert result.exit_code == 2
-    assert "field spec_profile: spec profile 'fixed_indor' is not imported (known: fixed_analytics" in result.output
+    assert "field spec_profile: 'fixed_indor' is not a spec profile (did you mean 'fixed_indoor'" in result.output
     assert projects_table(session) == {}
 
 
@@ -275,7 +276,7 @@ def test_bad_xlsx_cell_names_row_and_field(runner, session, tmp_path, imported):
     before = snapshot(session)
     result = runner.invoke(cli, args=["import-projects", "--no-profiles", str(bad)])
     assert result.exit_code == 2
-    assert f"{bad}, row 2, field site_ports: 99999 is not a port (1-65535)" in result.output
+    assert f"{bad}, row 2, column site_ports: 99999 is not a port (1-65535)" in result.output
     assert snapshot(session) == before
 
 
@@ -322,7 +323,7 @@ def test_mac_registered_in_another_project(runner, session, tmp_path, imported):
         csv.writer(handle).writerows(rows)
     result = runner.invoke(cli, args=["import-projects", "--no-profiles", str(path)])
     assert result.exit_code == 2
-    assert f"{path}, row 3, field mac: MAC c0:56:e3:00:01:0b is already registered in project CR-MS-2568-001" \
+    assert f"{path}, row 3, column mac: MAC c0:56:e3:00:01:0b is already registered in project CR-MS-2568-001" \
         in result.output
     assert "CR-X-1" not in projects_table(session)
 
@@ -373,8 +374,8 @@ def test_csv_header_problems(runner, tmp_path):
     path.write_text("project_cod,mac\nX,aa:bb:cc:dd:ee:ff\n", encoding="utf-8")
     result = runner.invoke(cli, args=["import-projects", "--no-profiles", str(path)])
     assert result.exit_code == 2
-    assert "row 1, field project_cod: unknown column" in result.output
-    assert "row 1, field project_code: required column missing" in result.output
+    assert "row 1, column project_cod: unknown column" in result.output
+    assert "row 1, column project_code / รหัสโครงการ (no such column in the file): required column missing" in result.output
 
 
 def test_register_larger_than_approved(runner, tmp_path, imported):

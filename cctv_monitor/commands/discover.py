@@ -16,8 +16,9 @@ def register(group: AppGroup) -> None:
     @click.option("--interface", "-i", "interface",
                   help="Send WS-Discovery, Hikvision SADP and Dahua discovery multicasts on this network "
                        "interface (e.g. eth0).")
-    @click.option("--range", "-r", "ranges", multiple=True, metavar="CIDR",
-                  help="Sweep this address range (repeatable), e.g. 192.168.1.0/24.")
+    @click.option("--range", "-r", "ranges", multiple=True, metavar="RANGE",
+                  help="Sweep this address range (repeatable): 192.168.1.0/24, 192.168.1.11-192.168.1.18 or "
+                  "an address.")
     @click.option("--ports", default="80,8000,8080,8899,443", show_default=True,
                   help="Comma-separated ports tried on every address of a sweep.")
     @click.option("--timeout", "timeout_s", type=click.FloatRange(0.1, 60), default=None,

@@ -84,8 +84,16 @@ def format_observation(obs) -> str:  # noqa: ANN001 - probes.results.Observation
         if check.ok:
             flags = [name for name, on in (("BLACK", check.black), ("FROZEN", check.frozen),
                                            ("LOW DETAIL", check.low_detail)) if on]
-            lines.append(f"  measured {check.profile_token}: {check.codec or '?'} {check.width}x{check.height} @ "
-                         f"{check.fps} fps, {check.bitrate_kbps or '?'} kbps, first frame after "
+            if check.keyframe_interval is not None:
+                gop = f"keyframe every {check.keyframe_interval} frames"
+            elif check.keyframe_interval_min is not None:
+                gop = f"keyframe interval at least {check.keyframe_interval_min} frames"
+            else:
+                gop = "keyframe interval unknown"
+            profile = f" ({check.codec_profile})" if check.codec_profile else ""
+            sharp = f", sharpness {check.sharpness:g}" if check.sharpness is not None else ""
+            lines.append(f"  measured {check.profile_token}: {check.codec or '?'}{profile} {check.width}x{check.height}"
+                         f" @ {check.fps} fps, {check.bitrate_kbps or '?'} kbps, {gop}{sharp}, first keyframe after "
                          f"{check.first_frame_s} s{'  ' + ' '.join(flags) if flags else ''}")
         else:
             lines.append(f"  measured {check.profile_token}: FAILED - {check.error}")

@@ -22,6 +22,8 @@ def _print_report(report) -> None:
                        err=True)
             for problem in result.errors:
                 click.echo(f"  {problem}", err=True)
+        for note in result.notes:
+            click.echo(f"  note: {note}")
     click.echo(f"{len(report.files)} file(s): {report.count('created')} created, {report.count('updated')} "
                f"updated, {report.count('unchanged')} unchanged, "
                f"{sum(1 for f in report.files if not f.ok)} file(s) rejected")
@@ -85,3 +87,31 @@ def register(group: AppGroup) -> None:
         widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header) - 1)]
         for row in [header] + rows:
             click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])) + "  " + row[-1])
+
+    @group.command("template")
+    @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("--force", is_flag=True, help="Overwrite PATH when it exists.")
+    def template(path: Path, force: bool) -> None:
+        """Write a blank project spreadsheet (XLSX): Thai column headings, one example row, a sheet explaining
+        each column and the valid spec profile codes. Fill it in and import it with import-projects."""
+        import yaml
+
+        from cctv_monitor.template import write_template
+
+        if path.suffix.lower() != ".xlsx":
+            raise click.BadParameter(f"{path}: the template is an Excel workbook; name it .xlsx", param_hint="PATH")
+        if path.exists() and not force:
+            raise click.BadParameter(f"{path} exists; choose another name or add --force", param_hint="PATH")
+        if not path.resolve().parent.is_dir():
+            raise click.BadParameter(f"folder {path.resolve().parent} does not exist", param_hint="PATH")
+        profiles = []
+        for file in sorted((Path(current_app.config["CONFIG_DIR"]) / "profiles").glob("*.yaml")):
+            try:
+                data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+            except (OSError, yaml.YAMLError):
+                continue  # a broken profile file is import-profiles' business, not the template's
+            if isinstance(data, dict):
+                profiles.append((str(data.get("code") or file.stem), str(data.get("name_th") or "")))
+        write_template(path, profiles)
+        click.echo(f"Template written to {path}: fill in the sheet 'projects' (one row per camera; the sheet "
+                   f"'คำอธิบาย' explains each column), then: cctv-monitor import-projects {path}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import signal
 import sys
 from contextlib import contextmanager
@@ -87,7 +86,8 @@ def register(group: AppGroup) -> None:
     @click.option("--site", help="Site code (or PROJECT/SITE when several projects use the code).")
     @click.option("--project", help="Project code, e.g. CR-MS-2568-001.")
     @click.option("--agency", help="Agency code, e.g. maesai-mun.")
-    @click.option("--range", "cidr", help="Address range(s), comma-separated CIDRs, e.g. 10.20.1.0/24.")
+    @click.option("--range", "cidr", help="Address range(s), comma-separated: a CIDR 10.20.1.0/24, a range 10.20.1.11-10.20.1.18 "
+                  "(or 10.20.1.11-18), an address, or host:port.")
     @click.option("--streams", is_flag=True, help="Also open each main RTSP stream and measure it (slower).")
     @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
     def scan(site: str | None, project: str | None, agency: str | None, cidr: str | None, streams: bool,
@@ -129,26 +129,36 @@ def register(group: AppGroup) -> None:
             for status, count in counts.items():
                 click.echo(f"{_label(status).ljust(width)}  {count}")
             click.echo(f"{'total'.ljust(width)}  {sum(counts.values())}")
+            _print_unread(session, run.id)
 
     @group.command("devices")
     @click.option("--status", type=click.Choice([s.value for s in DeviceStatus]), help="Only this status.")
     @click.option("--agency", help="Only devices of this agency (code).")
+    @click.option("--project", help="Only devices of this project (code), e.g. CR-MS-2568-001.")
+    @click.option("--site", help="Only devices of this site (code, or PROJECT/SITE when several projects use it).")
     @click.option("--json", "as_json", is_flag=True, help="A JSON list of objects instead of a table.")
-    def devices(status: str | None, agency: str | None, as_json: bool) -> None:
-        """List the inventory: identity, address, project, status and current findings."""
+    def devices(status: str | None, agency: str | None, project: str | None, site: str | None,
+                as_json: bool) -> None:
+        """List the inventory: identity, address, project, status, why it is unreachable, current findings."""
+        from cctv_monitor.compliance.engine import unreachable_reason
         from cctv_monitor.db import get_db
-        from cctv_monitor.models import Agency, Device, Finding
+        from cctv_monitor.lookup import LookupError_, find_agency, find_project, find_site
+        from cctv_monitor.models import Device, Finding
 
         with get_db().session_scope() as session:
             query = select(Device).options(selectinload(Device.project), selectinload(Device.agency),
                                            selectinload(Device.site)).order_by(Device.id)
             if status:
                 query = query.where(Device.status == status)
-            if agency:
-                agency_row = session.scalar(select(Agency).where(Agency.code == agency))
-                if agency_row is None:
-                    _fail(f"no agency with code {agency!r}")
-                query = query.where(Device.agency_id == agency_row.id)
+            try:
+                if agency:
+                    query = query.where(Device.agency_id == find_agency(session, agency).id)
+                if project:
+                    query = query.where(Device.project_id == find_project(session, project).id)
+                if site:
+                    query = query.where(Device.site_id == find_site(session, site).id)
+            except LookupError_ as exc:
+                _fail(str(exc))
             rows = list(session.scalars(query))
             findings: dict[int, list[Finding]] = {}
             ids = [d.id for d in rows]
@@ -157,9 +167,15 @@ def register(group: AppGroup) -> None:
                                                                Finding.device_id.in_(ids[start:start + 1000]))
                                          .order_by(Finding.id)):
                     findings.setdefault(f.device_id, []).append(f)
+
+            def reason(device_id: int) -> str | None:
+                hit = next((f for f in findings.get(device_id, []) if f.rule_id == "onvif_unreachable"), None)
+                return unreachable_reason(hit.observed or "error")[1] if hit else None
+
             items = [{
                 "id": d.id, "address": d.address, "mac": d.mac, "serial": d.serial, "manufacturer": d.manufacturer,
                 "model": d.model, "firmware": d.firmware, "name": d.name, "status": d.status,
+                "reason": reason(d.id),
                 "registered": d.registered, "project": d.project.code if d.project else None,
                 "agency": d.agency.code if d.agency else None, "site": d.site.code if d.site else None,
                 "last_seen": d.last_seen.isoformat() if d.last_seen else None,
@@ -174,18 +190,16 @@ def register(group: AppGroup) -> None:
         if not items:
             click.echo("No devices.")
             return
-        header = ("id", "address", "manufacturer / model", "serial / MAC", "project", "status", "findings")
-        table = [header] + [(str(i["id"]), i["address"] or "-",
-                             _short(f"{i['manufacturer'] or '-'} {i['model'] or ''}", 32),
-                             _short(i["serial"] or i["mac"] or "-", 36), i["project"] or "-", i["status"],
-                             ", ".join(f["rule_id"] for f in i["findings"]) or "-") for i in items]
-        widths = [max(len(r[c]) for r in table) for c in range(len(header))]
-        for row in table:
-            click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        header = ("id", "address", "manufacturer / model", "serial / MAC", "project", "status", "reason", "findings")
+        _table([header] + [(str(i["id"]), i["address"] or "-",
+                            _short(f"{i['manufacturer'] or '-'} {i['model'] or ''}", 32),
+                            _short(i["serial"] or i["mac"] or "-", 36), i["project"] or "-", i["status"],
+                            i["reason"] or "-",
+                            ", ".join(f["rule_id"] for f in i["findings"]) or "-") for i in items])
 
     @group.command("check")
     @click.option("--project", "code", required=True, help="Code of the approved project to check against.")
-    @click.option("--range", "cidr", help="Scan this range instead of the project's sites (CIDRs, comma-separated).")
+    @click.option("--range", "cidr", help="Scan this range instead of the project's sites (same forms as scan --range).")
     @click.option("--user", help="ONVIF user to try after the credential that worked on each device last time and "
                                  "the project's site credentials.")
     @click.option("--password", envvar="CCTV_CHECK_PASSWORD",
@@ -198,8 +212,9 @@ def register(group: AppGroup) -> None:
     @click.option("--streams/--no-streams", default=True, show_default=True,
                   help="Open each main RTSP stream to measure what it really delivers (and take thumbnails).")
     @click.option("--operator", default=None, help="Name of the person running the check (default: login name).")
+    @click.option("--detail", is_flag=True, help="Also print every requirement of every camera (expected, observed).")
     def check(code: str, cidr: str | None, user: str | None, password: str | None, report_path: str | None,
-              as_json: bool, do_register: bool, streams: bool, operator: str | None) -> None:
+              as_json: bool, do_register: bool, streams: bool, operator: str | None, detail: bool) -> None:
         """Acceptance check of an installation: exit 0 when everything passes, 1 when anything fails."""
         from cctv_monitor.acceptance import CheckSetupError, run_check
         from cctv_monitor.report import render_report
@@ -226,33 +241,79 @@ def register(group: AppGroup) -> None:
             data["registered_now"] = registered
             click.echo(json.dumps(data, ensure_ascii=False, indent=1))
         else:
-            _print_verdict(result, registered, report_path)
+            _print_verdict(result, registered, report_path, detail)
         raise SystemExit(0 if result.passed else 1)
+
+
+#: At most this many unread addresses are listed after a scan (the rest: ``devices --status unreachable``).
+_UNREAD_LINES = 20
+
+
+def _print_unread(session: Any, run_id: int) -> None:
+    """The addresses of a run that could not be read (wrong password, ONVIF off, timeout...) with the reason."""
+    from cctv_monitor.compliance.engine import unreachable_reason
+    from cctv_monitor.models import Observation
+
+    rows = list(session.execute(select(Observation.address, Observation.probe_status, Observation.error)
+                                .where(Observation.scan_run_id == run_id, Observation.probe_status != "ok")
+                                .order_by(Observation.id).limit(_UNREAD_LINES + 1)))
+    if not rows:
+        return
+    click.echo("")
+    click.echo("Not read (known or answering addresses):")
+    _table([("address", "reason", "detail")] + [
+        (address, unreachable_reason(status)[1], _short(error or "-", 90)) for address, status, error in
+        rows[:_UNREAD_LINES]])
+    if len(rows) > _UNREAD_LINES:
+        click.echo("... and more: cctv-monitor devices --status unreachable (or offline, missing)")
 
 
 def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _print_verdict(result: Any, registered: int, report_path: str | None) -> None:
-    click.echo(f"Acceptance check of {result.project_code} ({result.scope_text}), spec {result.spec_code}")
-    table = [("device", "address", "model", "requirement", "expected", "observed", "result")]
-    for i, cam in enumerate(result.cameras, 1):
-        model = _short(f"{cam.manufacturer or '-'} {cam.model or ''}", 30)
-        if not cam.reachable:
-            table.append((str(i), cam.address, model, "ONVIF", "readable", _short(cam.error or "-", 40), "FAIL"))
-            continue
-        for row in cam.rows:
-            table.append((str(i), cam.address, model, row.key, _short(row.expected, 30), _short(row.observed, 30),
-                          "pass" if row.passed else "FAIL"))
-    widths = [max(len(r[c]) for r in table) for c in range(len(table[0]))]
-    for row in table:
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def _print_verdict(result: Any, registered: int, report_path: str | None, detail: bool = False) -> None:
+    click.echo(f"Acceptance check of {result.project_code} ({result.scope_text}), spec {result.spec_code}")
+    table = [("#", "address", "label", "model", "accepted user", "result", "failing")]
+    for i, cam in enumerate(result.cameras, 1):
+        model = _short(f"{cam.manufacturer or '-'} {cam.model or ''}".strip(), 30)
+        if cam.reachable:
+            failing = ", ".join(cam.failing) or "-"
+        else:
+            failing = "ONVIF: " + _short(cam.error or "-", 60)
+        table.append((str(i), cam.address, _short(cam.label or "-", 20), model, _short(cam.credential_text, 28),
+                      "pass" if cam.passed else "FAIL", failing))
+    _table(table)
+    if detail:
+        click.echo("")
+        rows = [("#", "address", "requirement", "expected", "observed", "result")]
+        for i, cam in enumerate(result.cameras, 1):
+            if not cam.reachable:
+                rows.append((str(i), cam.address, "ONVIF", "readable", _short(cam.error or "-", 60), "FAIL"))
+            for row in cam.rows:
+                rows.append((str(i), cam.address, row.key, _short(row.expected, 48), _short(row.observed, 48),
+                             row.result_en))
+        _table(rows)
     click.echo("")
+    if result.typed_rejected_by:
+        cams = result.typed_rejected_by
+        read = [c for c in cams if c.reachable]
+        click.echo(f"WARNING: the password typed for --user {result.typed_user} was rejected by {len(cams)} "
+                   f"camera(s): {', '.join(c.address for c in cams)}"
+                   + (f"; {len(read)} of them were read with a stored credential instead (see 'accepted user')"
+                      if read else ""))
     click.echo(f"approved {result.approved_count}, found {result.found_count}, passed {result.passed_count}")
     for f in result.project_findings:
         click.echo(f"{'FAIL' if f.blocking else 'note'}: {f.message_en}")
     click.echo(f"VERDICT: {'PASS' if result.passed else 'FAIL'}")
+    if not detail and result.cameras:
+        click.echo("(each requirement of each camera: --detail)")
     if registered:
         click.echo(f"{registered} device(s) added to the register of {result.project_code}")
     if report_path:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from cctv_monitor.compliance.engine import PROJECT_SOURCE, derive_status, evaluate_device, evaluate_project
 from cctv_monitor.compliance.findings import FindingResult
 from cctv_monitor.compliance.rules import RULES, Rule, main_profile, normalise_codec, rule_catalogue, version_key
+from cctv_monitor.compliance import stream_rules  # noqa: F401,E402 - registers the stream and image rules
 from cctv_monitor.compliance.spec import DEVICE_CLASSES, Requirement, Spec, SpecError
 from cctv_monitor.statuses import DeviceStatus, Severity
 

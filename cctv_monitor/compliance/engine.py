@@ -37,6 +37,28 @@ _UNREACHABLE_TEXT = {
     ProbeStatus.ERROR: ("เกิดข้อผิดพลาดระหว่างตรวจอุปกรณ์", "Probing the device failed"),
 }
 
+#: A few words per probe outcome for one-line tables (scan summary, ``devices``, the dashboard's device table).
+_SHORT_REASON = {
+    ProbeStatus.UNREACHABLE: ("ไม่ตอบ (ปิดเครื่องหรือพอร์ตปิด)", "no answer (off or port closed)"),
+    ProbeStatus.TIMEOUT: ("หมดเวลารอคำตอบ", "timeout"),
+    ProbeStatus.AUTH_FAILED: ("รหัสผ่านไม่ถูกต้อง", "wrong user or password"),
+    ProbeStatus.ONVIF_DISABLED: ("ปิด ONVIF อยู่", "ONVIF switched off"),
+    ProbeStatus.NOT_ONVIF: ("ไม่ใช่อุปกรณ์ ONVIF", "not an ONVIF device"),
+    ProbeStatus.NOT_SUPPORTED: ("ไม่มีบริการ ONVIF ที่จำเป็น", "ONVIF service missing"),
+    ProbeStatus.MALFORMED_REPLY: ("คำตอบอ่านไม่ได้", "unreadable reply"),
+    ProbeStatus.ERROR: ("ตรวจไม่สำเร็จ", "probe error"),
+}
+
+
+def unreachable_reason(status: ProbeStatus | str, *, short: bool = True) -> tuple[str, str]:
+    """(Thai, English) reason for a probe outcome that is not ok: a few words, or the full sentence."""
+    try:
+        key = ProbeStatus(status)
+    except ValueError:
+        key = ProbeStatus.ERROR
+    table = _SHORT_REASON if short else _UNREACHABLE_TEXT
+    return table.get(key, table[ProbeStatus.ERROR])
+
 
 def evaluate_device(obs: Observation, spec: Spec, *, registered: bool = True) -> list[FindingResult]:
     """Findings for one device: probe failure alone, else the profile's rules plus registration."""

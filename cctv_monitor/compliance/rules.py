@@ -326,7 +326,7 @@ class FrameRateRule(Rule):
             need = _fmt_num(self.p["min"])
             got = _fmt_num(round(fps, 2))
             yield self.finding(
-                "fps", expected=f">= {need} fps", observed=f"{got} fps ({how_en})", subject=ctx.main.token,
+                "fps", expected=f"≥ {need} fps", observed=f"{got} fps ({how_en})", subject=ctx.main.token,
                 th=f"อัตราเฟรม {got} fps ({how_th}) ต่ำกว่าที่กำหนด (ไม่น้อยกว่า {need} fps)",
                 en=f"Frame rate {got} fps ({how_en}) is below the required {need} fps")
 
@@ -378,7 +378,7 @@ class StreamCountRule(Rule):
         count = len(ctx.obs.profiles)
         if count < self.p["min"]:
             yield self.finding(
-                "stream_count", expected=f">= {self.p['min']}", observed=str(count),
+                "stream_count", expected=f"≥ {self.p['min']}", observed=str(count),
                 th=f"กล้องมีสตรีมภาพ {count} สตรีม น้อยกว่าที่กำหนด (ไม่น้อยกว่า {self.p['min']} สตรีม)",
                 en=f"The camera offers {count} stream(s), fewer than the required {self.p['min']}")
 
@@ -436,7 +436,7 @@ class ClockRule(Rule):
             limit = _fmt_num(self.p["max_drift_s"])
             got = f"{offset:+.0f}" if abs(offset) >= 10 else f"{offset:+.1f}"
             yield self.finding(
-                "clock", expected=f"<= {limit} s", observed=f"{got} s",
+                "clock", expected=f"≤ {limit} s", observed=f"{got} s",
                 th=f"นาฬิกาของกล้องคลาดเคลื่อน {got} วินาที เกินกว่าที่ยอมรับได้ ({limit} วินาที)",
                 en=f"The camera clock is off by {got} s, more than the allowed {limit} s")
 
@@ -473,7 +473,7 @@ class FirmwareRule(Rule):
         have = version_key(ident.firmware)
         if have and have < version_key(minimum):
             yield self.finding(
-                "firmware", expected=f">= {minimum} ({ident.model})", observed=ident.firmware,
+                "firmware", expected=f"≥ {minimum} ({ident.model})", observed=ident.firmware,
                 th=f"เฟิร์มแวร์ {ident.firmware} เก่ากว่ารุ่นขั้นต่ำ {minimum} ที่กำหนดสำหรับรุ่น {ident.model}",
                 en=f"Firmware {ident.firmware} is older than the minimum {minimum} set for model {ident.model}")
 
@@ -501,7 +501,7 @@ class BitrateRule(Rule):
         low, high = self.p["min_kbps"], self.p["max_kbps"]
         if low is not None and high is not None:
             return f"{low}-{high} kbps"
-        return f">= {low} kbps" if low is not None else f"<= {high} kbps"
+        return f"≥ {low} kbps" if low is not None else f"≤ {high} kbps"
 
     def evaluate(self, ctx: DeviceContext) -> Iterator[FindingResult]:
         """Check the main stream bitrate; a placeholder value is reported as info, not judged."""
@@ -549,114 +549,13 @@ class ChannelsRule(Rule):
         count = len(sources)
         if count < self.p["min"]:
             yield self.finding(
-                "channels", expected=f">= {self.p['min']}", observed=str(count),
+                "channels", expected=f"≥ {self.p['min']}", observed=str(count),
                 th=f"อุปกรณ์มีช่องสัญญาณภาพ {count} ช่อง น้อยกว่าที่กำหนด (ไม่น้อยกว่า {self.p['min']} ช่อง)",
                 en=f"The device has {count} video channel(s), fewer than the required {self.p['min']}")
 
 
-# ---------------------------------------------------------------------------------------------------
-# The camera against itself (always on)
-
-
-@register
-class StreamMatchRule(Rule):
-    """What the stream delivers matches what ONVIF claims (size, frame rate, codec), per profile."""
-
-    key = "stream_match"
-    always = True
-    rule_ids = {"stream_resolution": Severity.MAJOR, "stream_fps": Severity.MAJOR,
-                "stream_codec": Severity.MAJOR}
-    title_en, title_th = "Measured stream matches the ONVIF claim", "สตรีมจริงตรงกับที่ ONVIF แจ้ง"
-    params = {"fps_tolerance": Param(_number(float, minimum=0), default=0.15,
-                                     help="relative tolerance, 0.15 = 15 %"),
-              "fps_tolerance_abs": Param(_number(float, minimum=0), default=1.0)}
-
-    def evaluate(self, ctx: DeviceContext) -> Iterator[FindingResult]:
-        """Compare each successful stream check with its profile's claim."""
-        for profile in ctx.obs.profiles:
-            check = ctx.checks.get(profile.token)
-            if check is None or not check.ok:
-                continue
-            if profile.width and profile.height and check.width and check.height \
-                    and (profile.width, profile.height) != (check.width, check.height):
-                claim, got = f"{profile.width}x{profile.height}", f"{check.width}x{check.height}"
-                yield self.finding(
-                    "stream_resolution", expected=claim, observed=got, subject=profile.token,
-                    th=f"ONVIF แจ้งความละเอียด {claim} แต่สตรีมจริงของ {profile.token} ส่งภาพ {got}",
-                    en=f"ONVIF claims {claim} but the {profile.token} stream delivers {got}")
-            if profile.fps and check.fps:
-                allowed = max(profile.fps * self.p["fps_tolerance"], self.p["fps_tolerance_abs"])
-                if abs(check.fps - profile.fps) > allowed:
-                    claim, got = _fmt_num(profile.fps), _fmt_num(round(check.fps, 2))
-                    yield self.finding(
-                        "stream_fps", expected=f"{claim} fps", observed=f"{got} fps", subject=profile.token,
-                        th=f"ONVIF แจ้งอัตราเฟรม {claim} fps แต่สตรีมจริงของ {profile.token} ได้ {got} fps",
-                        en=f"ONVIF claims {claim} fps but the {profile.token} stream delivers {got} fps")
-            claimed, measured = normalise_codec(profile.encoding), normalise_codec(check.codec)
-            if claimed and measured and claimed != measured:
-                yield self.finding(
-                    "stream_codec", expected=claimed, observed=measured, subject=profile.token,
-                    th=f"ONVIF แจ้งการบีบอัดภาพ {claimed} แต่สตรีมจริงของ {profile.token} เป็น {measured}",
-                    en=f"ONVIF claims {claimed} but the {profile.token} stream is {measured}")
-
-
-@register
-class StreamRule(Rule):
-    """Streams that were checked open: a dead main stream is major, a dead secondary stream minor."""
-
-    key = "stream"
-    always = True
-    rule_ids = {"stream_unreachable": Severity.MAJOR, "stream_unreachable_secondary": Severity.MINOR}
-    title_en, title_th = "Stream reachable", "เปิดสตรีมได้"
-    params = {}
-
-    def evaluate(self, ctx: DeviceContext) -> Iterator[FindingResult]:
-        """One finding per failed stream check."""
-        main_token = ctx.main.token if ctx.main else None
-        for check in ctx.obs.stream_checks:
-            if check.ok:
-                continue
-            rule_id = "stream_unreachable" if check.profile_token == main_token or main_token is None \
-                else "stream_unreachable_secondary"
-            error = check.error or "no frames"
-            yield self.finding(
-                rule_id, expected="stream opens and delivers frames", observed=error, subject=check.profile_token,
-                th=f"เปิดสตรีม RTSP ของ {check.profile_token} ไม่ได้: {error}",
-                en=f"The RTSP stream of {check.profile_token} could not be read: {error}")
-
-
-@register
-class ImageRule(Rule):
-    """The main stream's picture is not black, not frozen (and, as a hint, not blurred or covered)."""
-
-    key = "image"
-    always = True
-    rule_ids = {"image_black": Severity.MAJOR, "image_frozen": Severity.MAJOR,
-                "image_low_detail": Severity.MINOR}
-    title_en, title_th = "Usable picture", "ภาพใช้งานได้"
-    params = {"black": Param(_bool_param, default=True), "frozen": Param(_bool_param, default=True),
-              "low_detail": Param(_bool_param, default=True)}
-
-    def evaluate(self, ctx: DeviceContext) -> Iterator[FindingResult]:
-        """Report the image problems the stream check flagged on successful checks."""
-        for check in ctx.obs.stream_checks:
-            if not check.ok:
-                continue
-            token = check.profile_token
-            if self.p["black"] and check.black:
-                yield self.finding("image_black", expected="picture", observed="black", subject=token,
-                                   th=f"ภาพจากสตรีม {token} เป็นภาพดำ (กล้องอาจถูกปิดบังหรือเสีย)",
-                                   en=f"The {token} stream shows a black picture (covered or broken camera)")
-            if self.p["frozen"] and check.frozen:
-                yield self.finding("image_frozen", expected="moving picture", observed="frozen", subject=token,
-                                   th=f"ภาพจากสตรีม {token} ค้าง ไม่มีการเปลี่ยนแปลง",
-                                   en=f"The {token} stream shows a frozen picture")
-            if self.p["low_detail"] and check.low_detail and not check.black:
-                yield self.finding("image_low_detail", expected="detailed picture", observed="low detail",
-                                   subject=token,
-                                   th=f"ภาพจากสตรีม {token} มีรายละเอียดต่ำ (อาจหลุดโฟกัสหรือถูกบัง)",
-                                   en=f"The {token} stream shows little detail (out of focus or obstructed)")
-
+# The camera-against-itself rules (stream_match, stream, image) live in stream_rules.py, registered into
+# RULES when the package is imported.
 
 #: Rule ids produced outside the rule classes (engine-level), with their severity.
 ENGINE_RULES: dict[str, Severity] = {

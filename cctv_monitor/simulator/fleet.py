@@ -21,7 +21,7 @@ from cctv_monitor.simulator.vendor_spec import VendorSpec, parse_vendor, vendor_
 LOGGER = logging.getLogger(__name__)
 
 ENCODINGS = ("H264", "H265", "JPEG")
-IMAGE_MODES = ("pattern", "black", "frozen")
+IMAGE_MODES = ("pattern", "black", "frozen", "blurred", "covered")
 QUIRKS = (
     "onvif_disabled", "http_digest", "html_401", "clock_skew", "xaddrs_multi", "duplicated_port",
     "unescaped_amp", "invalid_utf8", "placeholder_bitrate", "missing_govlength", "slow", "hang", "reset",
@@ -51,6 +51,7 @@ class StreamSpec:
     fps: int
     codec: str
     image: str = "pattern"
+    gop: int = 50  # keyframe interval in frames the clip really has (JPEG: every frame is a keyframe)
 
 
 @dataclass(frozen=True)
@@ -264,11 +265,15 @@ def _parse_profile(ctx: _Ctx, raw: Any, index: int, media2: bool) -> ProfileSpec
         if image not in IMAGE_MODES:
             raise ctx.fail(f"{key}.stream.image", f"{image!r} is not one of {', '.join(IMAGE_MODES)}")
         s_fps = stream_raw.get("fps", fps)
+        gov_length = ctx.int(raw, "gov_length", 50, lo=1)
         stream = StreamSpec(
             width=ctx.int(stream_raw, "width", width, lo=16, hi=8192),
             height=ctx.int(stream_raw, "height", height, lo=16, hi=8192),
             fps=ctx.int({"fps": s_fps}, "fps", lo=1, hi=120),
-            codec=codec, image=image)
+            codec=codec, image=image,
+            # What the encoder really does: the claimed GovLength unless the stream says otherwise (a
+            # camera claiming a GOP it does not deliver); intra-only MJPEG has a keyframe every frame.
+            gop=1 if codec == "JPEG" else ctx.int(stream_raw, "gop", gov_length, lo=1, hi=10000))
         if stream.codec == "H264" and (stream.width % 2 or stream.height % 2):
             raise ctx.fail(f"{key}.stream", "H.264 needs an even width and height")
     else:

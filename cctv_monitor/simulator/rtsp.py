@@ -25,7 +25,7 @@ LOGGER = logging.getLogger(__name__)
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER_SCRIPT = Path(__file__).with_name("gst_rtsp_server.py")
 CLIP_SECONDS = 10  # long enough that a measurement rarely crosses the loop point
-CLIP_VERSION = 2  # part of the cache name: bump when the encoder settings change
+CLIP_VERSION = 3  # part of the cache name: bump when the encoder settings change
 
 
 def clip_dir() -> Path:
@@ -72,8 +72,7 @@ def h265_available() -> bool:
 
 _ENCODERS = {
     "H264": ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-bf", "0", "-pix_fmt", "yuv420p"],
-    "H265": ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:bframes=0",
-             "-pix_fmt", "yuv420p", "-tag:v", "hvc1"],
+    "H265": ["-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-tag:v", "hvc1"],
     # Rate-controlled like the others, so an MJPEG camera delivers about the bitrate it reports (a fixed
     # quality gave 40+ Mbit/s at 1080p, which a bitrate check rightly flags).
     "JPEG": ["-c:v", "mjpeg", "-huffman", "default", "-pix_fmt", "yuvj420p"],
@@ -85,7 +84,40 @@ def clip_path(stream: StreamSpec, bitrate_kbps: int) -> Path:
     """Cache path of the clip for ``stream``."""
     ext = "mov" if stream.codec == "JPEG" else "mp4"
     return clip_dir() / (f"{stream.codec}_{stream.width}x{stream.height}_{stream.fps}_{stream.image}_{bitrate_kbps}k"
-                         f"_v{CLIP_VERSION}.{ext}")
+                         f"_g{stream.gop}_v{CLIP_VERSION}.{ext}")
+
+
+def clip_frames(stream: StreamSpec) -> int:
+    """Frames in the clip: about CLIP_SECONDS, a whole number of GOPs so the loop keeps the interval exact."""
+    frames = CLIP_SECONDS * stream.fps
+    return -(-frames // stream.gop) * stream.gop
+
+
+def _source(stream: StreamSpec) -> tuple[str, list[str]]:
+    """lavfi source and video filters of an image mode."""
+    size = f"{stream.width}x{stream.height}"
+    if stream.image == "black":
+        return f"color=c=black:s={size}:r={stream.fps}", []
+    if stream.image == "covered":
+        # A hand or tape over the lens: dark and nearly uniform, yet not black and not still (slow gradient).
+        return f"gradients=s={size}:r={stream.fps}:c0=0x0c0c0c:c1=0x2a2a2a:nb_colors=2:speed=0.02", []
+    pattern = f"testsrc2=size={size}:rate={stream.fps}"
+    if stream.image == "frozen":
+        return pattern, ["-vf", "trim=end_frame=1,tpad=stop_mode=clone:stop=-1"]
+    if stream.image == "blurred":
+        # Out of focus or a fogged dome: the moving pattern under a blur that scales with the picture.
+        return pattern, ["-vf", f"gblur=sigma={max(2.0, stream.width / 90):.1f}"]
+    return pattern, []
+
+
+def _keyframes(stream: StreamSpec) -> list[str]:
+    """Encoder options for a keyframe exactly every ``stream.gop`` frames (no scene-cut keyframes)."""
+    if stream.codec == "H264":
+        return ["-g", str(stream.gop), "-keyint_min", str(stream.gop), "-sc_threshold", "0"]
+    if stream.codec == "H265":
+        return ["-x265-params", f"log-level=error:bframes=0:keyint={stream.gop}:min-keyint={stream.gop}"
+                                ":scenecut=0:open-gop=0"]
+    return []  # MJPEG: every frame is a keyframe
 
 
 def make_clip(stream: StreamSpec, bitrate_kbps: int) -> Path:
@@ -93,18 +125,13 @@ def make_clip(stream: StreamSpec, bitrate_kbps: int) -> Path:
     target = clip_path(stream, bitrate_kbps)
     if target.exists():
         return target
-    size = f"{stream.width}x{stream.height}"
-    if stream.image == "black":
-        source = f"color=c=black:s={size}:r={stream.fps}"
-        vf: list[str] = []
-    else:
-        source = f"testsrc2=size={size}:rate={stream.fps}"
-        vf = ["-vf", "trim=end_frame=1,tpad=stop_mode=clone:stop=-1"] if stream.image == "frozen" else []
+    source, vf = _source(stream)
     rate = ["-b:v", f"{bitrate_kbps}k", "-maxrate", f"{bitrate_kbps}k", "-bufsize", f"{2 * bitrate_kbps}k"]
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=target.suffix, prefix=".tmp-")
     os.close(fd)
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", source, *vf,
-           "-t", str(CLIP_SECONDS), *_ENCODERS[stream.codec], "-g", str(stream.fps), "-r", str(stream.fps), *rate,
+           "-frames:v", str(clip_frames(stream)), *_ENCODERS[stream.codec], *_keyframes(stream), "-r", str(stream.fps),
+           *rate,
            "-movflags", "+faststart", tmp]
     try:
         subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)

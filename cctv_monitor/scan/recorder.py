@@ -1,0 +1,441 @@
+"""One observation into the inventory: identity, drift, project matching, evaluation, findings, status, alerts.
+
+A :class:`Recorder` loads what it needs once (devices, register, sites, active findings, last good
+observations), so recording a camera costs only its own inserts (no N+1 queries). It also loads what the
+run already recorded, so a run fed in several batches (several processes, several machines) behaves as
+one fed at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from cctv_monitor.compliance import (
+    DeviceStatus,
+    FindingResult,
+    Spec,
+    SpecError,
+    derive_status,
+    evaluate_device,
+    main_profile,
+)
+from cctv_monitor.compliance.engine import SILENT
+from cctv_monitor.credentials import DeviceMemory, remember
+from cctv_monitor.homes import ProjectRanges
+from cctv_monitor.models import (
+    AlertEvent,
+    Device,
+    DeviceChange,
+    Finding,
+    Observation,
+    Project,
+    RegisterEntry,
+    ScanRun,
+    Site,
+    utcnow,
+)
+from cctv_monitor.scan.alerts import alert_kinds
+from cctv_monitor.scan.errors import ScanError
+from cctv_monitor.scan.findings import clip, scrub, sync_findings
+from cctv_monitor.scan.identity import IdentityIndex
+from cctv_monitor.scan.scope import ScanScope, site_networks
+from probes.results import Observation as ObsData
+from probes.results import ProbeStatus
+from probes.vocab import host_of, is_placeholder_serial
+
+__all__ = ["Recorder", "Recorded", "spec_of", "parse_time"]
+
+#: Device columns and their lengths: camera strings are hostile and PostgreSQL refuses over-long values.
+LIMITS = {"mac": 17, "serial": 128, "manufacturer": 255, "model": 255, "firmware": 255, "hardware_id": 255,
+          "name": 500, "location_text": 500, "address": 64, "encoding": 16}
+
+_NO_PROJECT_SPEC = Spec(code="(none)", name_th="ไม่อยู่ในโครงการใด", name_en="Not in any project",
+                        device_class="fixed_outdoor", requirements=MappingProxyType({}))
+
+
+def parse_time(text: str | None) -> datetime:
+    """The observation's ISO time, or now when it has none or an unreadable one."""
+    if text:
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass
+    return utcnow()
+
+
+def spec_of(project: Project | None) -> Spec:
+    """The parsed spec profile of ``project`` (no project: only the always-on rules run)."""
+    if project is None:
+        return _NO_PROJECT_SPEC
+    profile = project.spec_profile
+    try:
+        return Spec.from_mapping(profile.requirements, code=profile.code)
+    except SpecError as exc:
+        raise ScanError(f"spec profile {profile.code} of project {project.code} is invalid: {exc}") from exc
+
+
+@dataclass
+class _LastGood:
+    encoding: str | None
+    width: int | None
+    height: int | None
+    fps: float | None
+    measured_width: int | None
+    measured_height: int | None
+
+
+@dataclass
+class Recorded:
+    """What recording one observation produced (for the CLI, ``check`` and tests)."""
+
+    obs: ObsData
+    device_id: int | None
+    status: str | None
+    findings: list[FindingResult]
+    project_id: int | None
+    registered: bool
+
+
+class Recorder:
+    """Writes observations of one run; ``autocommit`` commits each camera, else the caller commits."""
+
+    def __init__(self, session: Session, run: ScanRun, scope: ScanScope, *, keep_results: bool = True,
+                 autocommit: bool = True) -> None:
+        """Load the indexes for ``run`` over ``scope``, and what the run has recorded so far."""
+        self.session = session
+        self.run = run
+        self.scope = scope
+        self.autocommit = autocommit
+        self.register: dict[int, RegisterEntry] = {}
+        self.register_by_mac: dict[str, RegisterEntry] = {}
+        self.register_by_serial: dict[str, RegisterEntry] = {}
+        self.register_by_address: dict[str, RegisterEntry] = {}
+        for entry in session.scalars(select(RegisterEntry).options(selectinload(RegisterEntry.project))):
+            self.register[entry.id] = entry
+            if entry.address:
+                self.register_by_address[entry.address] = entry
+            if entry.mac:
+                self.register_by_mac[entry.mac.lower()] = entry
+            if entry.serial and not is_placeholder_serial(entry.serial):
+                self.register_by_serial[entry.serial] = entry
+        self.site_nets: list[tuple[Any, Site]] = []
+        for site in session.scalars(select(Site).options(selectinload(Site.project))):
+            for net in site_networks(site):
+                self.site_nets.append((net, site))
+        # Most specific range first, so a /28 inside a /24 wins.
+        self.site_nets.sort(key=lambda pair: pair[0].prefixlen, reverse=True)
+        self.ident = IdentityIndex(session.scalars(select(Device)), scope,
+                                   ProjectRanges((net, site.project_id) for net, site in self.site_nets))
+        self.devices = self.ident.devices
+        self.active: dict[int, dict[tuple[str, str | None], Finding]] = {}
+        for finding in session.scalars(select(Finding).where(Finding.active.is_(True),
+                                                             Finding.device_id.is_not(None))):
+            self.active.setdefault(finding.device_id, {})[(finding.rule_id, finding.subject)] = finding
+        self.last_good = self._load_last_good()
+        self.specs: dict[int | None, Spec] = {}
+        # Full per-camera results only when the caller wants them (``check``, tests): at 10,000 cameras they
+        # would hold every observation in memory; the project counts need only this counter.
+        self.keep_results = keep_results
+        self.results: list[Recorded] = []
+        self.answered_by_project: dict[int | None, int] = {}
+        if run.id is not None and run.done:
+            self._load_run_so_far()
+
+    @property
+    def seen_this_run(self) -> dict[int, str]:
+        """Device id -> the address it answered at in this run."""
+        return self.ident.seen_this_run
+
+    def _load_run_so_far(self) -> None:
+        """What earlier batches of this run recorded: devices seen, MACs claimed, answers per project."""
+        rows = self.session.execute(select(Observation.device_id, Observation.address, Observation.probe_status)
+                                    .where(Observation.scan_run_id == self.run.id,
+                                           Observation.device_id.is_not(None)))
+        silent = {s.value for s in SILENT}
+        for device_id, address, status in rows:
+            device = self.devices.get(device_id)
+            if device is None:
+                continue
+            self.ident.seen_this_run.setdefault(device_id, address)
+            if status not in silent:
+                for mac in device.macs or ():
+                    self.ident.mac_claims.setdefault(mac, (device_id, address))
+                self.answered_by_project[device.project_id] = self.answered_by_project.get(device.project_id, 0) + 1
+
+    def _load_last_good(self) -> dict[int, _LastGood]:
+        latest = (select(Observation.device_id, func.max(Observation.id).label("oid"))
+                  .where(Observation.probe_status == ProbeStatus.OK.value, Observation.device_id.is_not(None))
+                  .group_by(Observation.device_id).subquery())
+        rows = self.session.execute(
+            select(Observation.device_id, Observation.encoding, Observation.width, Observation.height,
+                   Observation.fps, Observation.measured_width, Observation.measured_height)
+            .join(latest, Observation.id == latest.c.oid))
+        return {r[0]: _LastGood(*r[1:]) for r in rows}
+
+    def spec_for(self, project: Project | None) -> Spec:
+        """Parsed spec per project, parsed once per run."""
+        key = project.id if project is not None else None
+        if key not in self.specs:
+            self.specs[key] = spec_of(project)
+        return self.specs[key]
+
+    def _commit(self) -> None:
+        if self.autocommit:
+            self.session.commit()
+        else:
+            self.session.flush()
+
+    def _done(self, result: Recorded, answered: bool) -> None:
+        if answered:
+            self.answered_by_project[result.project_id] = self.answered_by_project.get(result.project_id, 0) + 1
+        if self.keep_results:
+            self.results.append(result)
+
+    def site_for(self, address: str) -> Site | None:
+        """The most specific site whose ranges hold ``address``."""
+        try:
+            ip = ipaddress.ip_address(host_of(address))
+        except ValueError:
+            return None
+        for net, site in self.site_nets:
+            if ip in net:
+                return site
+        return None
+
+    def _register_entry(self, macs: Sequence[str], serial: str | None) -> RegisterEntry | None:
+        for mac in macs:
+            entry = self.register_by_mac.get(mac)
+            if entry is not None:
+                return entry
+        if serial and not is_placeholder_serial(serial):
+            return self.register_by_serial.get(serial)
+        return None
+
+    def record(self, obs: ObsData) -> Recorded | None:
+        """Record one observation (answering or silent)."""
+        return self.record_silent(obs) if obs.status in SILENT else self.record_answering(obs)
+
+    def record_answering(self, obs: ObsData) -> Recorded:
+        """Record one observation where something answered (ok or a readable failure)."""
+        session = self.session
+        now = parse_time(obs.observed_at)
+        device, macs, conflicts = self.ident.identify(obs)
+        is_new = device is None
+        if device is None:
+            device = Device(first_seen=now, status=DeviceStatus.UNKNOWN.value, macs=[])
+            session.add(device)
+        seen_before = device.last_seen is not None
+        old_status = device.status
+        changes = self._assign_identity(device, obs, macs, conflicts, is_new)
+        project, site, registered = self._match(device, obs, macs, conflicts)
+        device.registered = registered
+        device.project_id = project.id if project else None
+        device.agency_id = project.agency_id if project else None
+        device.site_id = site.id if site is not None and (project is None or site.project_id == project.id) else None
+
+        spec = self.spec_for(project)
+        findings = evaluate_device(obs, spec, registered=registered)
+        status = derive_status(obs, findings, registered=registered, seen_before=seen_before)
+
+        session.flush()  # device id for the rows below
+        row = self._observation_row(obs, device.id, now)
+        session.add(row)
+        session.flush()
+        self._drift(device, row, obs, is_new, changes)
+        for attr, old, new in changes:
+            session.add(DeviceChange(device_id=device.id, observation_id=row.id, scan_run_id=self.run.id,
+                                     attribute=attr, old_value=str(old), new_value=str(new), changed_at=now))
+        new_blocking = self._sync_device_findings(device, row, findings, now)
+        device.last_seen = now
+        if obs.ok:
+            device.last_ok = now
+        device.last_observation_id = row.id
+        self._set_status(device, old_status, status.value, now, is_new=is_new, new_blocking=new_blocking)
+        self.run.done = (self.run.done or 0) + 1
+        self._commit()
+        # The in-memory indexes change only once the rows are safely written.
+        self.ident.claim(device, macs, obs.address)
+        if obs.ok and row.width is not None:
+            self.last_good[device.id] = _LastGood(row.encoding, row.width, row.height, row.fps,
+                                                  row.measured_width, row.measured_height)
+        result = Recorded(obs, device.id, status.value, findings, device.project_id, registered)
+        self._done(result, answered=obs.status not in SILENT)
+        return result
+
+    def _assign_identity(self, device: Device, obs: ObsData, macs: Sequence[str], conflicts: Sequence[str],
+                         is_new: bool) -> list[tuple[str, Any, Any]]:
+        """Copy what the camera says about itself onto the device; returns tracked changes (old, new)."""
+        ident = obs.device
+        changes: list[tuple[str, Any, Any]] = []
+
+        def assign(attr: str, value: Any, track: bool = True) -> None:
+            value = clip(value, LIMITS.get(attr, 10_000))
+            if value is None or value == "":
+                return
+            old = getattr(device, attr)
+            if old != value:
+                if track and not is_new and old is not None:
+                    changes.append((attr, old, value))
+                setattr(device, attr, value)
+
+        if ident is not None:
+            for attr in ("manufacturer", "model", "firmware", "hardware_id"):
+                assign(attr, getattr(ident, attr))
+            assign("serial", ident.serial)
+            assign("name", ident.name, track=False)
+            assign("location_text", ident.location, track=False)
+            if macs:
+                assign("mac", macs[0])
+            all_macs = [m.lower() for m in ident.macs]
+            if all_macs and all_macs != list(device.macs or []):
+                device.macs = [clip(m, 17) for m in all_macs]
+        assign("address", obs.address)
+        if obs.credential_ref or obs.rejected_refs:
+            memory = remember(DeviceMemory(device.credential_ref, frozenset(device.rejected_credential_refs or ())),
+                              obs.credential_ref, obs.rejected_refs)
+            device.credential_ref, device.rejected_credential_refs = memory.worked, sorted(memory.rejected)
+        for text in conflicts:
+            self.ident.flag(device, text)
+        if obs.ok and not conflicts and device.identity_conflict and ident is not None and macs:
+            # A clean read with a valid MAC and no clash this time: earlier doubts no longer apply.
+            device.identity_conflict = None
+        return changes
+
+    def _match(self, device: Device, obs: ObsData, macs: Sequence[str],
+               conflicts: list[str]) -> tuple[Project | None, Site | None, bool]:
+        """Project matching: the register (MAC, serial, address), then the site the address belongs to."""
+        ident = obs.device
+        entry = self._register_entry(macs, ident.serial if ident else None)
+        if entry is not None and not self.ident.at_home(entry.project_id, obs.address):
+            # A register match counts only inside that project's site ranges (no hijack across agencies).
+            text = (f"reports the MAC/serial of register entry {entry.label or entry.id} of project "
+                    f"{entry.project.code}, but {obs.address} lies outside that project's site ranges: not matched")
+            conflicts.append(text)
+            self.ident.flag(device, text)
+            owner = self.ident.device_for_entry(entry)
+            if owner is not None and owner is not device:
+                self.ident.flag(owner, f"its MAC/serial is also reported by {obs.address}, outside this project's "
+                                       "site ranges: not matched, nothing changed")
+            entry = None
+        if entry is None and not macs and not (ident and ident.serial and not is_placeholder_serial(ident.serial)):
+            # Nothing to identify it by (e.g. ONVIF disabled): the register's expected address is the best link.
+            entry = self.register_by_address.get(obs.address)
+            if entry is not None and ident is None and not device.mac and entry.mac:
+                device.mac = entry.mac.lower()
+        device.register_entry_id = entry.id if entry else None
+        if entry is not None:
+            site = self.session.get(Site, entry.site_id) if entry.site_id else self.site_for(obs.address)
+            return entry.project, site, True
+        site = self.site_for(obs.address)
+        return (site.project if site is not None else self.scope.default_project), site, False
+
+    def record_silent(self, obs: ObsData) -> Recorded | None:
+        """Record an address where nothing answered: offline for a known device, else nothing to keep."""
+        device_id = self.ident.by_address.get(obs.address)
+        device = self.devices.get(device_id) if device_id is not None else None
+        if device is None or device.id in self.seen_this_run:
+            return None  # an empty address, or the device answered elsewhere in this run (moved)
+        now = parse_time(obs.observed_at)
+        seen_before = device.last_seen is not None
+        findings = evaluate_device(obs, self.spec_for(device.project), registered=device.registered)
+        status = derive_status(obs, findings, registered=device.registered, seen_before=seen_before)
+        old_status = device.status
+        row = self._observation_row(obs, device.id, now)
+        self.session.add(row)
+        self.session.flush()
+        self._sync_device_findings(device, row, findings, now)
+        device.last_observation_id = row.id
+        self._set_status(device, old_status, status.value, now, is_new=False, new_blocking=[])
+        self.run.done = (self.run.done or 0) + 1
+        self._commit()
+        self.seen_this_run.setdefault(device.id, obs.address)
+        result = Recorded(obs, device.id, status.value, findings, device.project_id, device.registered)
+        self._done(result, answered=False)
+        return result
+
+    def _observation_row(self, obs: ObsData, device_id: int, now: datetime) -> Observation:
+        main = main_profile(obs)
+        check = None
+        if main is not None:
+            check = next((c for c in obs.stream_checks if c.profile_token == main.token), None)
+        thumb = next((c.thumbnail_jpeg for c in obs.stream_checks if c.thumbnail_jpeg), None)
+        data = obs.to_dict()
+        for item in data.get("stream_checks") or ():
+            item.pop("thumbnail_jpeg", None)
+        return Observation(
+            scan_run_id=self.run.id, device_id=device_id, address=clip(obs.address, 64), observed_at=now,
+            probe_status=obs.status.value, error=clip(obs.error, 4000),
+            firmware=clip(obs.device.firmware if obs.device else None, 255),
+            encoding=clip(main.encoding if main else None, 16), width=main.width if main else None,
+            height=main.height if main else None, fps=main.fps if main else None,
+            measured_width=check.width if check and check.ok else None,
+            measured_height=check.height if check and check.ok else None,
+            measured_fps=check.fps if check and check.ok else None,
+            clock_offset_s=obs.clock_offset_s, data=scrub(data), thumbnail_jpeg=thumb)
+
+    def _drift(self, device: Device, row: Observation, obs: ObsData, is_new: bool,
+               changes: list[tuple[str, Any, Any]]) -> None:
+        """Media drift against the device's last good observation (resolution lowered, codec, fps)."""
+        if is_new or not obs.ok:
+            return
+        last = self.last_good.get(device.id)
+        if last is None:
+            return
+        pairs = [("resolution", _res(last.width, last.height), _res(row.width, row.height)),
+                 ("encoding", last.encoding, row.encoding)]
+        if last.fps is not None and row.fps is not None and abs(last.fps - row.fps) >= 0.5:
+            pairs.append(("fps", f"{last.fps:g}", f"{row.fps:g}"))
+        if row.measured_width is not None and last.measured_width is not None:
+            pairs.append(("measured_resolution", _res(last.measured_width, last.measured_height),
+                          _res(row.measured_width, row.measured_height)))
+        for attr, old, new in pairs:
+            if old is not None and new is not None and old != new:
+                changes.append((attr, old, new))
+
+    def _sync_device_findings(self, device: Device, row: Observation, findings: Sequence[FindingResult],
+                              now: datetime) -> list[FindingResult]:
+        """The device's active findings in step with this observation; returns the new blocking ones."""
+        wanted: dict[tuple[str, str | None], FindingResult] = {}
+        for f in findings:
+            wanted.setdefault((f.rule_id, clip(f.subject, 128)), f)
+
+        def make(key: Any, f: FindingResult) -> Finding:
+            return Finding(device_id=device.id, project_id=device.project_id, rule_id=f.rule_id,
+                           severity=f.severity.value, subject=key[1], register_entry_id=device.register_entry_id)
+
+        def refresh(existing: Finding, f: FindingResult) -> None:
+            existing.scan_run_id = self.run.id
+            existing.observation_id = row.id
+            existing.project_id = device.project_id
+            existing.severity = f.severity.value
+            existing.expected = scrub(f.expected)
+            existing.observed = scrub(f.observed)
+            existing.source = f.source
+            existing.message_th = scrub(f.message_th)
+            existing.message_en = scrub(f.message_en)
+
+        new = sync_findings(self.session, self.active.setdefault(device.id, {}), wanted, now=now,
+                            make=make, refresh=refresh)
+        return [f for f in new if f.blocking]
+
+    def _set_status(self, device: Device, old: str, new: str, now: datetime, *, is_new: bool,
+                    new_blocking: Sequence[FindingResult]) -> None:
+        if old != new:
+            device.status = new
+            device.status_changed = now
+        for kind, th, en in alert_kinds(device, old, new, is_new=is_new, new_blocking=new_blocking):
+            self.session.add(AlertEvent(agency_id=device.agency_id, device_id=device.id, scan_run_id=self.run.id,
+                                        kind=kind, message_th=th, message_en=en))
+
+
+def _res(width: int | None, height: int | None) -> str | None:
+    if width is None or height is None:
+        return None
+    return f"{width}x{height}"
