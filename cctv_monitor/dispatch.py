@@ -13,6 +13,7 @@ import ipaddress
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from celery import Celery
@@ -24,19 +25,23 @@ from cctv_monitor import audit
 from cctv_monitor.db import get_db
 from cctv_monitor.models import Device, ScanRun, ScanUnit, Site, utcnow
 from cctv_monitor.queueing import CLOSE_AT_DEADLINE, INGEST_QUEUE, PROBE_UNIT, make_celery
-from cctv_monitor.scanning import (ScanAlreadyRunning, ScanError, ScanScope, _credential_source, _site_networks,
-                                   resolve_scope)
-from cctv_monitor.statuses import ScanState
+from cctv_monitor.scan.errors import ScanError
+from cctv_monitor.scan.pipeline import credential_plan
+from cctv_monitor.scan.runs import _release_here, default_owner, open_run
+from cctv_monitor.scan.scope import ScanScope, resolve_scope, site_networks, target_name
+from cctv_monitor.scanning import scan_settings, site_credentials_provider
 from cctv_monitor.zones import CENTRAL, ZoneKeyError, load_keys, queue_for, seal
 from probes.discovery import parse_cidrs
 from probes.targets import Target
 
 LOGGER = logging.getLogger(__name__)
 
-__all__ = ["dispatch_scan", "zone_key_dir", "celery_for", "ingest_queue_of", "plan_units", "UnitPlan", "DISTRIBUTED_HOST"]
+__all__ = ["dispatch_scan", "zone_key_dir", "celery_for", "ingest_queue_of", "plan_units", "UnitPlan", "DISTRIBUTED_OWNER", "LEASE_MARGIN_S"]
 
-#: ``ScanRun.host`` of a distributed run: no single process owns it, so the dead-process check skips it.
-DISTRIBUTED_HOST = "(zones)"
+#: Lease owner prefix of a distributed run: it lives by its lease (renewed by every batch) and its deadline.
+DISTRIBUTED_OWNER = "zones"
+#: The lease outlives the deadline by this much, so the deadline closes the run, not a reaper.
+LEASE_MARGIN_S = 120.0
 _APPS: dict[str, Celery] = {}
 
 
@@ -70,7 +75,7 @@ class UnitPlan:
         """Add one address with the credentials it may be tried with (stored once per unit)."""
         indexes = []
         for cred in credentials:
-            key = (cred.username, cred.password, cred.ref)
+            key = (cred.username, cred.password, cred.ref, cred.source)
             if key not in self._index:
                 self._index[key] = len(self.creds)
                 self.creds.append(list(key))
@@ -86,13 +91,6 @@ class UnitPlan:
         return seal(keys, {"targets": self.entries, "creds": self.creds})
 
 
-class _Devices:
-    """What :func:`cctv_monitor.scanning._credential_source` reads of a recorder: the known devices."""
-
-    def __init__(self, session: Session) -> None:
-        self.devices = {d.id: d for d in session.scalars(select(Device))}
-
-
 def _zone_of(host: str, site_nets: list[tuple[Any, Site]]) -> str:
     try:
         ip = ipaddress.ip_address(host)
@@ -106,9 +104,11 @@ def _zone_of(host: str, site_nets: list[tuple[Any, Site]]) -> str:
 
 def plan_units(app: Flask, session: Session, scope: ScanScope, unit_size: int) -> list[UnitPlan]:
     """Chunks of at most ``unit_size`` addresses per zone, each with its hosts' confined credentials."""
-    known = _Devices(session)
-    plan = _credential_source(app, scope, None, session, known)  # type: ignore[arg-type]
-    site_nets = sorted(((n, s) for s in session.scalars(select(Site)) for n in _site_networks(s)),
+    known = SimpleNamespace(devices={d.id: d for d in session.scalars(select(Device))})
+    # What the pipeline's credential plan reads of an ingestor: the known devices (credential memory).
+    plan = credential_plan(session, scope, scan_settings(app), site_credentials_provider(app), (),
+                           SimpleNamespace(recorder=known))  # type: ignore[arg-type]
+    site_nets = sorted(((n, s) for s in session.scalars(select(Site)) for n in site_networks(s)),
                        key=lambda pair: pair[0].prefixlen, reverse=True)
     wanted: dict[str, tuple[tuple[int, ...], bool, str | None]] = {}
     for ports, cidrs in scope.cidrs_by_ports.items():
@@ -137,54 +137,51 @@ def plan_units(app: Flask, session: Session, scope: ScanScope, unit_size: int) -
 
 def dispatch_scan(app: Flask, kind: str, value: str, *, trigger: str = "manual", with_streams: bool = False,
                   started_by: str | None = None, deadline_s: float | None = None) -> int:
-    """Create a distributed run, send its units to the zones' queues; returns the run id at once."""
+    """Open a distributed run and send its units to the zones' queues; returns the run id at once."""
     broker = app.config.get("BROKER_URL")
     if not broker:
         raise ScanError("CCTV_BROKER_URL is not set: a scan across zones needs the broker")
     deadline_s = float(deadline_s or app.config.get("RUN_DEADLINE_S") or 3600)
     unit_size = int(app.config.get("ZONE_UNIT_SIZE") or 64)
-    with get_db(app).session_scope() as session:
-        scope = resolve_scope(session, kind, value, default_ports=app.config.get("ONVIF_PORTS") or [80])
-        other = session.scalar(select(ScanRun).where(
-            ScanRun.target_kind == kind, ScanRun.target_value == scope.value,
-            ScanRun.state.in_([ScanState.RUNNING.value, ScanState.PENDING.value])))
-        if other is not None:
-            raise ScanAlreadyRunning(f"a scan of {kind} {value!r} is already running (run #{other.id})")
+    settings = scan_settings(app)
+    factory = get_db(app).sessionmaker
+    with factory() as session:
+        scope = resolve_scope(session, kind, value, default_ports=settings.ports)
         units = plan_units(app, session, scope, unit_size)
         try:
             keys = {z: load_keys(zone_key_dir(app), z) for z in {u.zone for u in units}}
         except ZoneKeyError as exc:
             raise ScanError(str(exc)) from None
-        now = utcnow()
-        run = ScanRun(target_kind=kind, target_value=scope.value, trigger=trigger, state=ScanState.RUNNING.value,
-                      started=now, host=DISTRIBUTED_HOST, started_by=started_by, with_streams=with_streams,
-                      total=sum(len(u.entries) for u in units), done=0, distributed=True,
-                      deadline=now + timedelta(seconds=deadline_s))
-        session.add(run)
-        session.flush()
-        rows = []
-        for seq, unit in enumerate(units):
-            row = ScanUnit(scan_run_id=run.id, zone=unit.zone, seq=seq, state="queued",
-                           addresses=[e["h"] for e in unit.entries], attempts=0, observations=0)
-            session.add(row)
-            rows.append(row)
+        sealed = [u.sealed(keys[u.zone]) for u in units]
+    deadline = utcnow() + timedelta(seconds=deadline_s)
+    ref = open_run(factory, target=target_name(kind, scope.value), source="worker",
+                   owner=f"{DISTRIBUTED_OWNER}:{default_owner()}", deadline=deadline + timedelta(seconds=LEASE_MARGIN_S),
+                   settings=settings, trigger=trigger, started_by=started_by, with_streams=with_streams)
+    # The run is closed by the ingest worker, not here: drop this process's in-memory claim (the open row
+    # in the database still refuses a second run of the same target).
+    _release_here(ref.target, ref.id)
+    with get_db(app).session_scope() as session:
+        run = session.get(ScanRun, ref.id)
+        run.deadline, run.distributed = deadline, True
+        rows = [ScanUnit(scan_run_id=run.id, zone=u.zone, seq=seq, state="queued",
+                         addresses=[e["h"] for e in u.entries], attempts=0, observations=0)
+                for seq, u in enumerate(units)]
+        session.add_all(rows)
         session.flush()
         audit.record(session, "scan_started", actor=started_by or trigger, object_type="scan_run",
                      object_repr=f"#{run.id} {kind} {value}",
                      detail={"trigger": trigger, "streams": with_streams, "units": len(units),
                              "zones": sorted(keys)})
-        run_id, deadline = run.id, run.deadline
-        messages = [(row.id, unit.zone, unit.sealed(keys[unit.zone])) for row, unit in zip(rows, units)]
-    options = {"timeout_s": float(app.config.get("PROBE_TIMEOUT_S", 5.0)),
-               "concurrency": int(app.config.get("PROBE_CONCURRENCY", 64)),
-               "per_host_limit": int(app.config.get("PROBE_PER_HOST_LIMIT", 2)), "with_streams": with_streams,
+        messages = [(row.id, unit.zone, token) for row, unit, token in zip(rows, units, sealed)]
+    options = {"timeout_s": settings.probe_timeout_s, "concurrency": settings.probe_concurrency,
+               "per_host_limit": settings.per_host_limit, "with_streams": with_streams,
                "ingest_queue": ingest_queue_of(app)}
     celery = celery_for(broker)
-    for unit_id, zone, sealed in messages:
+    for unit_id, zone, token in messages:
         # expires: a unit still queued at the deadline is dropped, never probed after its run closed.
-        celery.send_task(PROBE_UNIT, args=[run_id, unit_id, zone, sealed, options], queue=queue_for(zone),
+        celery.send_task(PROBE_UNIT, args=[ref.id, unit_id, zone, token, options], queue=queue_for(zone),
                          expires=deadline)
-    celery.send_task(CLOSE_AT_DEADLINE, args=[run_id], queue=ingest_queue_of(app), eta=deadline)
-    LOGGER.info("run %s: %d units sent to zones %s (deadline %s)", run_id, len(messages),
+    celery.send_task(CLOSE_AT_DEADLINE, args=[ref.id], queue=ingest_queue_of(app), eta=deadline)
+    LOGGER.info("run %s: %d units sent to zones %s (deadline %s)", ref.id, len(messages),
                 ", ".join(sorted({z for _u, z, _s in messages})), deadline.isoformat())
-    return run_id
+    return ref.id

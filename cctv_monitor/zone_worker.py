@@ -38,7 +38,7 @@ PUBLISH_RETRY = {"max_retries": 120, "interval_start": 0.5, "interval_step": 1.0
 
 
 def _credential_source(work: dict[str, Any]):  # noqa: ANN202 - a closure matching probes.scan.CredentialSource
-    table = [Credential(u, p, ref) for u, p, ref in work.get("creds", ())]
+    table = [Credential(u, p, ref, source or "") for u, p, ref, source in work.get("creds", ())]
     per_host: dict[str, tuple[list[int], int]] = {e["h"]: (e.get("c", []), int(e.get("k", 0)))
                                                   for e in work.get("targets", ())}
 
@@ -51,8 +51,12 @@ def _credential_source(work: dict[str, Any]):  # noqa: ANN202 - a closure matchi
     return source
 
 
-async def probe_work(work: dict[str, Any], options: dict[str, Any]) -> list[dict[str, Any]]:
-    """Sweep and probe the unit's addresses; every address ends in at most one observation (as dicts)."""
+async def probe_work(work: dict[str, Any], options: dict[str, Any], id_prefix: str) -> list[dict[str, Any]]:
+    """Sweep and probe the unit's addresses; every address ends in at most one observation (as dicts).
+
+    Each observation's id is ``<id_prefix>:<address>``: the same unit probed again (redelivered after a
+    lost worker or a partition) gives the same ids, so the ingest boundary stores it once.
+    """
     from probes.discovery import sweep
     from probes.scan import probe_many
 
@@ -74,7 +78,7 @@ async def probe_work(work: dict[str, Any], options: dict[str, Any]) -> list[dict
                                 concurrency=int(options.get("concurrency", 64)),
                                 per_host_limit=int(options.get("per_host_limit", 2)),
                                 with_streams=bool(options.get("with_streams")), timeout_s=timeout_s):
-        observations.append(obs.to_dict())
+        observations.append(obs.with_updates(observation_id=f"{id_prefix}:{obs.address}").to_dict())
     return observations
 
 
@@ -107,7 +111,7 @@ def build_zone_app(broker_url: str, zones: Sequence[str], key_dir: str | Path) -
             event(options, run_id, unit_id, "failed", error=str(exc))
             return 0
         try:
-            observations = asyncio.run(probe_work(work, options))
+            observations = asyncio.run(probe_work(work, options, f"zone-run{run_id}-unit{unit_id}"))
         except Exception as exc:  # noqa: BLE001 - recorded on the unit, retried a bounded number of times
             LOGGER.exception("unit %s of run %s failed", unit_id, run_id)
             message = f"{type(exc).__name__}: {exc}"
