@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Callable
 
 from celery import Celery
 from flask import Flask
@@ -29,10 +29,10 @@ from cctv_monitor.scan.errors import ScanError
 from cctv_monitor.scan.pipeline import credential_plan
 from cctv_monitor.scan.runs import _release_here, default_owner, open_run
 from cctv_monitor.scan.scope import ScanScope, resolve_scope, site_networks, target_name
-from cctv_monitor.scanning import scan_settings, site_credentials_provider
+from cctv_monitor.scan.settings import ScanSettings
 from cctv_monitor.zones import CENTRAL, ZoneKeyError, load_keys, queue_for, seal
 from probes.discovery import parse_cidrs
-from probes.targets import Target
+from probes.targets import Credential, Target
 
 LOGGER = logging.getLogger(__name__)
 
@@ -91,6 +91,16 @@ class UnitPlan:
         return seal(keys, {"targets": self.entries, "creds": self.creds})
 
 
+def _site_credentials(app: Flask) -> Callable[[Site], list[Credential]]:
+    """A site's stored credentials, decrypted with the app's key (only to be sealed again for its zone)."""
+    from cctv_monitor.crypto import decrypt_credentials
+
+    def provide(site: Site) -> list[Credential]:
+        return list(decrypt_credentials(app, site.credentials_encrypted)) if site.credentials_encrypted else []
+
+    return provide
+
+
 def _zone_of(host: str, site_nets: list[tuple[Any, Site]]) -> str:
     try:
         ip = ipaddress.ip_address(host)
@@ -106,7 +116,7 @@ def plan_units(app: Flask, session: Session, scope: ScanScope, unit_size: int) -
     """Chunks of at most ``unit_size`` addresses per zone, each with its hosts' confined credentials."""
     known = SimpleNamespace(devices={d.id: d for d in session.scalars(select(Device))})
     # What the pipeline's credential plan reads of an ingestor: the known devices (credential memory).
-    plan = credential_plan(session, scope, scan_settings(app), site_credentials_provider(app), (),
+    plan = credential_plan(session, scope, ScanSettings.from_mapping(app.config), _site_credentials(app), (),
                            SimpleNamespace(recorder=known))  # type: ignore[arg-type]
     site_nets = sorted(((n, s) for s in session.scalars(select(Site)) for n in site_networks(s)),
                        key=lambda pair: pair[0].prefixlen, reverse=True)
@@ -143,7 +153,7 @@ def dispatch_scan(app: Flask, kind: str, value: str, *, trigger: str = "manual",
         raise ScanError("CCTV_BROKER_URL is not set: a scan across zones needs the broker")
     deadline_s = float(deadline_s or app.config.get("RUN_DEADLINE_S") or 3600)
     unit_size = int(app.config.get("ZONE_UNIT_SIZE") or 64)
-    settings = scan_settings(app)
+    settings = ScanSettings.from_mapping(app.config)
     factory = get_db(app).sessionmaker
     with factory() as session:
         scope = resolve_scope(session, kind, value, default_ports=settings.ports)

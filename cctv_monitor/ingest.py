@@ -25,7 +25,6 @@ from cctv_monitor.scan.errors import RunClosedError
 from cctv_monitor.scan.ingest import ingest
 from cctv_monitor.scan.runs import RunRef, close_run
 from cctv_monitor.scan.settings import ScanSettings
-from cctv_monitor.scanning import scan_settings
 from cctv_monitor.statuses import ScanState
 from probes.results import Observation as ObsData
 from probes.vocab import host_of
@@ -43,7 +42,7 @@ class Ingest:
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.factory = get_db(app).sessionmaker
-        self.settings = scan_settings(app)
+        self.settings = ScanSettings.from_mapping(app.config)
 
     def _run(self, run_id: int) -> tuple[RunRef, ScanSettings] | None:
         """The handle of an open distributed run and settings whose lease reaches past its deadline."""
