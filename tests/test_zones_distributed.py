@@ -18,6 +18,8 @@ import pytest
 from sqlalchemy import func, select
 
 from cctv_monitor.models import Device, Observation, ScanRun, ScanUnit, Site
+from cctv_monitor.accounts import save_user
+from tests.dashboard_helpers import login
 from tests.scan_helpers import add_project
 from tests.zone_lab import lab, purge_queues, rabbit_reachable, wait_for
 
@@ -155,6 +157,20 @@ def test_three_zones_kill_partition_and_deadline(db_url, tmp_path):
                         assert device.status == before[device.address]  # last status kept, shown as stale
                     else:
                         assert device.not_reached_run_id is None
+
+                # 5. The scans page: units per state of each run, and the workers that answer per zone.
+                save_user(session, "boss", password="Zone#Pass2567", role="admin", language="en")
+                session.commit()
+                client = app.test_client()
+                login(client, "boss", "Zone#Pass2567")
+                page = client.get("/scans").get_data(as_text=True)
+                units_row = page.split(f'id="units-{fourth}"', 1)[1].split("</div>", 1)[0]
+                assert "expired 3" in units_row and "done 6" in units_row, units_row  # /29: 6 hosts, 2 per unit
+                zone_table = page.split('id="zone-table"', 1)[1].split("</table>", 1)[0]
+                for zone in zones[:2]:
+                    assert f"{zone['zone']}@lab" in zone_table
+                row3 = zone_table.split(f"<td>{z3['zone']}</td>", 1)[1].split("</tr>", 1)[0]
+                assert "no worker answered" in row3
         finally:
             app.extensions["cctv_db"].dispose()
             if box.broker_url:
