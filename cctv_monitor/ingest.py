@@ -78,9 +78,13 @@ class Ingest:
                 session.execute(update(Device).where(Device.not_reached_run_id.is_not(None))
                                 .where(Device.address.in_([o.get("address") for o in observations]))
                                 .values(not_reached_run_id=None))
+                # Broken observations get no receipt: said on the unit, so a lost camera is never silent.
+                problem = {"error": f"{result.failed} observation(s) could not be recorded (see the ingest "
+                                    "worker's log)"} if result.failed else {}
                 counted = session.execute(update(ScanUnit).where(ScanUnit.id == unit_id,
                                                                  ScanUnit.state.in_(OPEN_UNIT_STATES))
-                                          .values(state="done", observations=len(observations), finished=utcnow()))
+                                          .values(state="done", observations=len(observations), finished=utcnow(),
+                                                  **problem))
                 session.commit()
                 if counted.rowcount:
                     self._maybe_close(session, run_id)
