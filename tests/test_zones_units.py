@@ -100,3 +100,28 @@ def test_units_carry_only_their_sites_credentials(app, session, tmp_path):
     token = by_zone["north"][0].sealed(load_keys(keys_dir, "north"))
     assert "PassA#1" not in token and "admin" not in token
     assert unseal(load_keys(keys_dir, "north"), token, "north")["creds"][0][1] == "PassA#1"
+
+
+def test_project_file_sites_carry_their_zone(app, runner, session, tmp_path):
+    from tests.scan_helpers import REPO
+
+    assert runner.invoke(cli, args=["import-profiles", str(REPO / "config" / "profiles")]).exit_code == 0
+    folder = tmp_path / "projects"
+    folder.mkdir()
+    body = """code: Z-1
+title_th: โครงการทดสอบโซน
+agency: {code: maesai-mun, name_th: เทศบาลตำบลแม่สาย, province: เชียงราย, district: แม่สาย}
+spec_profile: fixed_outdoor
+approved_count: 1
+sites:
+  - {code: far, name_th: ด่าน, address_ranges: [127.32.1.0/29], zone: %s}
+  - {code: near, name_th: ศาลากลาง, address_ranges: [127.32.2.0/29]}
+"""
+    (folder / "z1.yaml").write_text(body % "Mae Sai!", encoding="utf-8")
+    bad = runner.invoke(cli, args=["import-projects", str(folder)])
+    assert bad.exit_code != 0 and "invalid zone name" in bad.output
+    (folder / "z1.yaml").write_text(body % "maesai-border", encoding="utf-8")
+    good = runner.invoke(cli, args=["import-projects", str(folder)])
+    assert good.exit_code == 0, good.output
+    zones = dict(session.execute(select(Site.code, Site.zone)).all())
+    assert zones == {"far": "maesai-border", "near": "central"}
