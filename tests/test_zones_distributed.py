@@ -168,7 +168,7 @@ def test_three_zones_kill_partition_and_deadline(db_url, tmp_path):
                 assert "expired 3" in units_row and "done 6" in units_row, units_row  # /29: 6 hosts, 2 per unit
                 zone_table = page.split('id="zone-table"', 1)[1].split("</table>", 1)[0]
                 for zone in zones[:2]:
-                    assert f"{zone['zone']}@lab" in zone_table
+                    assert f"zone-{zone['zone']}@lab" in zone_table
                 row3 = zone_table.split(f"<td>{z3['zone']}</td>", 1)[1].split("</tr>", 1)[0]
                 assert "no worker answered" in row3
         finally:

@@ -170,7 +170,7 @@ class Lab:
         """A zone worker inside the zone's namespace (broker through the zone's bridge)."""
         return self.start([CLI, "zone-worker", "--zone", zone["zone"],
                            "--key-dir", str(self.key_dir), "--concurrency", str(concurrency),
-                           "--name", f"{zone['zone']}@lab"], netns=zone["netns"], log=f"worker-{zone['zone']}",
+                           "--name", f"zone-{zone['zone']}@lab"], netns=zone["netns"], log=f"worker-{zone['zone']}",
                           env={"CCTV_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
                                "CCTV_DATABASE_URL": ""})
 
