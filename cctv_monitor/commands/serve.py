@@ -37,8 +37,12 @@ def register(group: AppGroup) -> None:
             click.echo(f"Scheduler: on, {len(started.get_jobs())} scheduled scan(s).", err=True)
         from cctv_monitor.wsgi import ServeError, serve_app
 
+        from cctv_monitor.commands.zones import central_zone_worker
+
         try:
-            serve_app(app, host, port, on_ready=lambda url: click.echo(f"Dashboard: {url} (Ctrl-C stops)", err=True))
+            with central_zone_worker(app):
+                serve_app(app, host, port,
+                          on_ready=lambda url: click.echo(f"Dashboard: {url} (Ctrl-C stops)", err=True))
         except ServeError as exc:
             raise click.ClickException(str(exc)) from None
         finally:
@@ -64,9 +68,12 @@ def register(group: AppGroup) -> None:
         signal.signal(signal.SIGINT, handler)
         click.echo(f"Worker: scheduler on, {len(scheduler.get_jobs())} scheduled scan(s); "
                    "SIGTERM or Ctrl-C stops.", err=True)
+        from cctv_monitor.commands.zones import central_zone_worker
+
         try:
-            while not stop.wait(1.0):
-                pass
+            with central_zone_worker(app):
+                while not stop.wait(1.0):
+                    pass
         finally:
             shutdown_scheduler(app, wait=False)
         click.echo("Worker stopped.", err=True)

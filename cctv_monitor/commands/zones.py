@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import click
 from flask.cli import AppGroup
@@ -129,3 +133,31 @@ def register(group: AppGroup) -> None:
         celery = build_ingest_app(app)
         celery.worker_main(["worker", "-Q", ingest_queue_of(app), "-n", name or f"ingest@{socket.gethostname()}",
                             "--pool", "solo", "--without-gossip", "--without-mingle", "--loglevel", "INFO"])
+
+
+@contextmanager
+def central_zone_worker(app: Any) -> Iterator[None]:
+    """With a broker: a zone worker for zone ``central`` beside ``serve``/``worker``, ended with them."""
+    broker = app.config.get("BROKER_URL")
+    if not broker:
+        yield
+        return
+    from cctv_monitor.dispatch import zone_key_dir
+    from cctv_monitor.zones import CENTRAL, create_zone_key, key_path
+
+    folder = zone_key_dir(app)
+    if not key_path(folder, CENTRAL).exists():
+        create_zone_key(folder, CENTRAL)  # the server is the zone worker of its own network
+    argv = [sys.executable, "-c", "from cctv_monitor.cli import main; main()", "zone-worker", "--zone", CENTRAL,
+            "--key-dir", folder]
+    proc = subprocess.Popen(argv, env={**os.environ, "CCTV_BROKER_URL": broker})
+    click.echo(f"Zone worker for zone {CENTRAL!r}: pid {proc.pid}.", err=True)
+    try:
+        yield
+    finally:
+        proc.terminate()  # Celery's warm shutdown: a unit in hand is finished or redelivered
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
