@@ -31,6 +31,7 @@ from cctv_monitor.scanning import (
     spec_of,
 )
 from cctv_monitor.statuses import DeviceStatus
+from probes.results import Observation
 from probes.targets import Credential
 
 LOGGER = logging.getLogger(__name__)
@@ -44,8 +45,11 @@ class CheckSetupError(Exception):
 
 def run_check(app: Flask, code: str, *, cidr: str | None = None, user: str | None = None,
               password: str | None = None, with_streams: bool = True, operator: str = "unknown",
-              register: bool = False) -> tuple[CheckResult, int]:
-    """Run the acceptance check of project ``code``; returns the result and how many devices were registered."""
+              register: bool = False, observations_out: list[Observation] | None = None) -> tuple[CheckResult, int]:
+    """Run the acceptance check of project ``code``; returns the result and how many devices were registered.
+
+    ``observations_out`` (a list) receives every observation of the run, with its id (``check --save``).
+    """
     database = get_db(app)
     with database.session_scope() as session:
         try:
@@ -67,6 +71,8 @@ def run_check(app: Flask, code: str, *, cidr: str | None = None, user: str | Non
                           default_project=code, results=recorded, started_by=operator)
     except ScanError as exc:
         raise CheckSetupError(str(exc)) from exc
+    if observations_out is not None:
+        observations_out.extend(r.obs for r in recorded)
     found = [r.obs for r in recorded if r.obs.status not in SILENT]
     seen_macs = {m.lower() for o in found if o.device for m in o.device.macs}
     seen_serials = {o.device.serial for o in found if o.device and o.device.serial}

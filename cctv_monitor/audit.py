@@ -36,6 +36,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "token_rejected": ("โทเคน API ไม่ถูกต้อง", "API token rejected"),
     "token_throttled": ("ถูกระงับการใช้โทเคนชั่วคราว", "API token refused (throttled)"),
     "scan_started": ("เริ่มการสแกน", "scan started"),
+    "observations_ingested": ("นำเข้าผลการตรวจจากภายนอก", "observations ingested"),
     "schedule_created": ("สร้างตารางสแกน", "schedule created"),
     "schedule_updated": ("แก้ไขตารางสแกน", "schedule changed"),
     "schedule_deleted": ("ลบตารางสแกน", "schedule deleted"),

@@ -54,6 +54,11 @@ class Config:
     STREAM_PER_SITE = 4
     STREAM_SAMPLE_S = 2.5
     STREAM_TIMEOUT_S = 10.0
+    # A run not renewed for this long (its owner died, here or on another machine) is marked interrupted.
+    SCAN_LEASE_S = 120.0
+    # POST /api/v1/observations: largest body and most observations in one batch.
+    API_OBSERVATIONS_MAX_BYTES = 16 * 1024 * 1024
+    API_OBSERVATIONS_MAX_ITEMS = 2000
     SCHEDULER_ENABLED = False  # `serve` and `worker` turn it on
     # Zones (README "Running a province"): with a broker, scans go to zone workers as work units.
     BROKER_URL: str | None = None
@@ -95,6 +100,9 @@ _ENV_TYPES: dict[str, type] = {
     "STREAM_PER_SITE": int,
     "STREAM_SAMPLE_S": float,
     "STREAM_TIMEOUT_S": float,
+    "SCAN_LEASE_S": float,
+    "API_OBSERVATIONS_MAX_BYTES": int,
+    "API_OBSERVATIONS_MAX_ITEMS": int,
     "SCHEDULER_ENABLED": bool,
     "BROKER_URL": str,
     "ZONE_KEY_DIR": str,
@@ -137,10 +145,12 @@ def validate(config: dict[str, Any]) -> None:
     if not Path(config["CONFIG_DIR"]).is_dir():
         raise ConfigError(f"CONFIG_DIR={config['CONFIG_DIR']!r}: not a directory")
     for name in ("PROBE_CONCURRENCY", "PROBE_PER_HOST_LIMIT", "STREAM_WORKERS", "STREAM_PER_SITE",
-                 "CREDENTIAL_ATTEMPTS", "SESSION_ABSOLUTE_LIFETIME_S", "LOGIN_THROTTLE_FREE_FAILURES"):
+                 "CREDENTIAL_ATTEMPTS", "SESSION_ABSOLUTE_LIFETIME_S", "LOGIN_THROTTLE_FREE_FAILURES",
+                 "API_OBSERVATIONS_MAX_BYTES", "API_OBSERVATIONS_MAX_ITEMS"):
         if int(config.get(name, 1)) < 1:
             raise ConfigError(f"{name}={config.get(name)!r}: must be at least 1")
-    for name in ("PROBE_TIMEOUT_S", "STREAM_TIMEOUT_S", "STREAM_MEMORY_MB", "STREAM_SAMPLE_S", "LOGIN_THROTTLE_BASE_S",
+    for name in ("PROBE_TIMEOUT_S", "STREAM_TIMEOUT_S", "STREAM_MEMORY_MB", "STREAM_SAMPLE_S", "SCAN_LEASE_S",
+                 "LOGIN_THROTTLE_BASE_S",
                  "LOGIN_THROTTLE_MAX_S", "LOGIN_THROTTLE_FORGET_S"):
         if float(config.get(name, 1)) <= 0:
             raise ConfigError(f"{name}={config.get(name)!r}: must be positive")

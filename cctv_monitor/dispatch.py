@@ -169,7 +169,7 @@ def dispatch_scan(app: Flask, kind: str, value: str, *, trigger: str = "manual",
                    settings=settings, trigger=trigger, started_by=started_by, with_streams=with_streams)
     # The run is closed by the ingest worker, not here: drop this process's in-memory claim (the open row
     # in the database still refuses a second run of the same target).
-    _release_here(ref.target, ref.id)
+    _release_here(ref.id)
     with get_db(app).session_scope() as session:
         run = session.get(ScanRun, ref.id)
         run.deadline, run.distributed = deadline, True

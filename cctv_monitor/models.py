@@ -286,7 +286,8 @@ class Observation(Timestamped, Base):
     __tablename__ = "observation"
     __table_args__ = (
         Index("ix_observation_device_time", "device_id", "observed_at"),
-        UniqueConstraint("scan_run_id", "device_id", name="uq_observation_scan_device"),
+        # Not unique: a field file or an API run may hold several observations of one camera (probed twice).
+        Index("ix_observation_scan_device", "scan_run_id", "device_id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     scan_run_id: Mapped[Optional[int]] = mapped_column(ForeignKey("scan_run.id", ondelete="SET NULL"), index=True)

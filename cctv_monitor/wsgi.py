@@ -9,8 +9,7 @@ project.
 from __future__ import annotations
 
 import logging
-import signal
-from typing import Any, Callable
+from typing import Callable
 
 from flask import Flask
 
@@ -54,16 +53,18 @@ def serve_app(app: Flask, host: str, port: int, *, threads: int = 8,
     except OSError as exc:
         raise _cannot_listen(host, port, exc) from exc
 
-    def stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt  # waitress's loop shuts its worker threads down on this
+    from cctv_monitor.signals import stop_signals
 
-    previous = signal.signal(signal.SIGTERM, stop)  # Ctrl-C already raises KeyboardInterrupt
     shown = f"[{host}]" if ":" in host else host
-    try:
-        if on_ready is not None:
-            on_ready(f"http://{shown}:{port}/")
-        server.run()  # returns after KeyboardInterrupt/SystemExit, dispatcher shut down
-    finally:
-        server.close()
-        signal.signal(signal.SIGTERM, previous)
-        LOGGER.info("HTTP server on %s:%s stopped", host, port)
+    # our own SIGINT/SIGTERM handlers (also when SIGINT was inherited as ignored): both raise
+    # KeyboardInterrupt, on which waitress's loop shuts its worker threads down and returns
+    with stop_signals():
+        try:
+            if on_ready is not None:
+                on_ready(f"http://{shown}:{port}/")
+            server.run()  # returns after KeyboardInterrupt/SystemExit, dispatcher shut down
+        except KeyboardInterrupt:
+            pass  # stopped before the loop ran: nothing more to stop than the socket
+        finally:
+            server.close()
+            LOGGER.info("HTTP server on %s:%s stopped", host, port)

@@ -16,6 +16,7 @@ from flask import Flask, g, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from cctv_monitor.db import get_session
 from cctv_monitor.models import User
@@ -29,6 +30,9 @@ LOGGER = logging.getLogger(__name__)
 csrf = CSRFProtect()
 login_manager = LoginManager()
 
+#: Largest row id every database stores (PostgreSQL INTEGER ids: signed 32-bit); URL ids are bounded by it.
+ROW_ID_MAX = 2**31 - 1
+
 #: Endpoints reachable without signing in.
 PUBLIC_ENDPOINTS = {"auth.login", "auth.language", "assets.static", "assets.plotly_js", "assets.fonts_css", "assets.font_file",
                     "static"}
@@ -39,8 +43,16 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
        "frame-ancestors 'none'")
 
 
+class RowIdConverter(IntegerConverter):
+    """``<id:name>``: a database row id, 1 .. 2**31-1; anything bigger is a 404, not a driver overflow (500)."""
+
+    def __init__(self, url_map: Any) -> None:
+        super().__init__(url_map, min=1, max=ROW_ID_MAX)
+
+
 def init_app(app: Flask) -> None:
     """Register the dashboard on ``app``."""
+    app.url_map.converters["id"] = RowIdConverter  # before the blueprints: their rules use it
     app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
     app.config.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("REMEMBER_COOKIE_SECURE", app.config.get("SESSION_COOKIE_SECURE", False))
@@ -118,6 +130,8 @@ def _require_login() -> Any:
     endpoint = request.endpoint or ""
     if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith("api."):
         return None
+    if not endpoint and request.path.startswith("/api/"):
+        return None  # an unknown API path is a JSON 404, not a redirect to the log-in page
     if not current_user.is_authenticated:
         if request.method == "GET":
             return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))

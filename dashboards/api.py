@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, g, jsonify, request
 from flask_login import current_user
-from cctv_monitor.serialize import redact_uri
+from cctv_monitor.serialize import device_summary, device_to_dict
 from sqlalchemy import and_, func, select
 
 from cctv_monitor import audit, throttle
@@ -76,7 +76,8 @@ def _throttled(wait: float) -> Any:
 
 def _error(status: int, detail: str) -> Any:
     response = jsonify({"error": {401: "Unauthorized", 400: "Bad Request", 403: "Forbidden",
-                                  404: "Not Found", 503: "Service Unavailable", 409: "Conflict"}.get(status, "Error"), "detail": detail})
+                                  404: "Not Found", 503: "Service Unavailable", 409: "Conflict",
+                                  413: "Payload Too Large"}.get(status, "Error"), "detail": detail})
     response.status_code = status
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="cctv-monitor"'
@@ -93,18 +94,6 @@ def _filters() -> DeviceFilters:
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def _device_json(d: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": d["id"], "name": d["name"], "address": d["address"], "mac": d["mac"], "serial": d["serial"],
-        "manufacturer": d["manufacturer"], "model": d["model"], "firmware": d["firmware"], "status": d["status"],
-        "registered": bool(d["registered"]), "agency": d["agency_code"], "project": d["project_code"],
-        "encoding": d["encoding"], "width": d["measured_width"] or d["width"],
-        "height": d["measured_height"] or d["height"],
-        "fps": d["measured_fps"] if d["measured_fps"] is not None else d["fps"],
-        "first_seen": _iso(d["first_seen"]), "last_seen": _iso(d["last_seen"]),
-    }
 
 
 def _finding_json(f: Finding) -> dict[str, Any]:
@@ -129,10 +118,10 @@ def openapi() -> Any:
 def devices() -> Any:
     """Devices with the dashboard's filters, sorted and paginated."""
     page = queries.device_page(get_session(), _filters(), _principal())
-    return jsonify(_page_json([_device_json(r) for r in page.rows], page.total, page.page, page.per_page))
+    return jsonify(_page_json([device_summary(r) for r in page.rows], page.total, page.page, page.per_page))
 
 
-@bp.get("/devices/<int:device_id>")
+@bp.get("/devices/<id:device_id>")
 def device(device_id: int) -> Any:
     """One device with its active findings and the profiles of its latest observation (URIs redacted)."""
     session = get_session()
@@ -140,25 +129,9 @@ def device(device_id: int) -> Any:
     if row is None:
         return _error(404, f"device {device_id} not found")
     obs = session.get(Observation, row.last_observation_id) if row.last_observation_id else None
-    profiles = []
-    if obs is not None and isinstance(obs.data, dict):
-        for p in obs.data.get("profiles") or []:
-            if isinstance(p, dict):
-                profiles.append({k: (redact_uri(v) if k in ("stream_uri", "snapshot_uri") else v)
-                                 for k, v in p.items() if k in _PROFILE_KEYS})
-    return jsonify({
-        "id": row.id, "name": row.name, "address": row.address, "mac": row.mac, "macs": row.macs or [],
-        "serial": row.serial, "manufacturer": row.manufacturer, "model": row.model, "firmware": row.firmware,
-        "hardware_id": row.hardware_id, "location": row.location_text, "status": row.status,
-        "registered": row.registered, "agency": row.agency.code if row.agency else None,
-        "project": row.project.code if row.project else None, "site": row.site.code if row.site else None,
-        "first_seen": _iso(row.first_seen), "last_seen": _iso(row.last_seen), "last_ok": _iso(row.last_ok),
-        "profiles": profiles, "findings": [_finding_json(f) for f in queries.device_findings(session, row.id)],
-    })
-
-
-_PROFILE_KEYS = {"token", "name", "encoding", "width", "height", "fps", "bitrate_kbps", "gov_length", "quality",
-                 "stream_uri", "snapshot_uri", "media_service", "video_source_token"}
+    body = device_to_dict(row, obs.data if obs is not None else None)
+    body["findings"] = [_finding_json(f) for f in queries.device_findings(session, row.id)]
+    return jsonify(body)
 
 
 @bp.get("/findings")
@@ -166,6 +139,8 @@ def findings() -> Any:
     """Active device findings (filter by the device filters and ``rule``), paginated."""
     filters = _filters()
     rule = (request.args.get("rule") or "").strip()
+    if not rule.isprintable():
+        return _error(400, "rule: control characters are not allowed")
     if rule:
         filters = replace(filters, finding=rule)
     session = get_session()
@@ -194,7 +169,7 @@ def projects() -> Any:
     return jsonify({"items": items, "total": len(items)})
 
 
-@bp.get("/projects/<int:project_id>")
+@bp.get("/projects/<id:project_id>")
 def project(project_id: int) -> Any:
     """One project: sites, register (with matched device), project findings, last check."""
     detail = queries.project_detail(get_session(), project_id, _principal())
@@ -260,3 +235,42 @@ def start_scan() -> Any:
             raise
         return _error(409, str(exc))
     return jsonify({"scan_run_id": run_id}), 202
+
+
+#: Largest body of POST /observations (bytes) and most observations in one batch (settings may lower them).
+OBSERVATIONS_MAX_BYTES = 16 * 1024 * 1024
+OBSERVATIONS_MAX_ITEMS = 2000
+
+
+@bp.post("/observations")
+def post_observations() -> Any:
+    """Record observations made elsewhere (a zone worker, a field laptop): idempotent by observation id."""
+    from cctv_monitor.fieldwork import BatchError, ingest_observations, outside_agency, parse_batch
+    from cctv_monitor.scan.errors import ScanAlreadyRunning, ScanError
+
+    app = current_app._get_current_object()
+    user = _principal()
+    if not (user.is_admin or user.is_technician):
+        return _error(403, "only an admin or a technician may send observations")
+    limit = int(app.config.get("API_OBSERVATIONS_MAX_BYTES", OBSERVATIONS_MAX_BYTES))
+    if request.content_length is None or request.content_length > limit:
+        return _error(413, f"body: send a Content-Length of at most {limit} bytes (split the batch)")
+    body = request.get_json(silent=True)
+    try:
+        batch = parse_batch(body, max_observations=int(app.config.get("API_OBSERVATIONS_MAX_ITEMS",
+                                                                      OBSERVATIONS_MAX_ITEMS)))
+        if not user.is_admin:
+            why = outside_agency(get_session(), user.agency_id, batch.target, batch.observations)
+            if why:
+                return _error(403, why)
+        done = ingest_observations(app, batch.observations, target=batch.target, complete=batch.complete,
+                                   source="api", started_by=user.username, client_run_id=batch.run,
+                                   close=batch.complete or not batch.target)
+    except BatchError as exc:
+        return _error(exc.status, str(exc))
+    except ScanAlreadyRunning as exc:
+        return _error(409, f"target: {exc}")
+    except ScanError as exc:
+        return _error(400, f"target: {exc}")
+    return jsonify({"scan_run_id": done.run_id, "new": done.new, "skipped": done.skipped, "failed": done.failed,
+                    "closed": done.closed, "coverage": done.coverage}), 200

@@ -19,7 +19,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from cctv_monitor.serialize import redact_uri
+from cctv_monitor.serialize import observation_profiles, redact_uri
 from sqlalchemy import select
 
 from cctv_monitor import audit
@@ -45,9 +45,6 @@ LOGGER = logging.getLogger(__name__)
 bp = Blueprint("main", __name__, template_folder="templates")
 
 # Keys of observation JSON that must never reach a page, whatever a probe put there.
-_SECRET_KEYS = {"password", "passwd", "pwd", "username", "user", "credentials", "auth"}
-
-
 def _lang() -> str:
     from dashboards.lang import current_language
 
@@ -94,23 +91,10 @@ def devices() -> Any:
 
 def _profiles(obs: Observation | None) -> list[dict[str, Any]]:
     """Claimed profiles beside measured streams, from the latest observation, with URIs redacted again."""
-    if obs is None or not isinstance(obs.data, dict):
-        return []
-    checks = {c.get("profile_token"): c for c in obs.data.get("stream_checks") or [] if isinstance(c, dict)}
-    out = []
-    for p in obs.data.get("profiles") or []:
-        if not isinstance(p, dict):
-            continue
-        claimed = {k: v for k, v in p.items() if k.lower() not in _SECRET_KEYS}
-        claimed["stream_uri"] = redact_uri(claimed.get("stream_uri"))
-        claimed["snapshot_uri"] = redact_uri(claimed.get("snapshot_uri"))
-        check = checks.get(p.get("token")) or {}
-        measured = {k: v for k, v in check.items() if k not in ("thumbnail_jpeg",) and k.lower() not in _SECRET_KEYS}
-        out.append({"claimed": claimed, "measured": measured})
-    return out
+    return observation_profiles(obs.data) if obs is not None else []
 
 
-@bp.route("/devices/<int:device_id>")
+@bp.route("/devices/<id:device_id>")
 def device(device_id: int) -> Any:
     """Identity, addresses, profiles, findings, history and the latest thumbnail of one device."""
     session = get_session()
@@ -129,7 +113,7 @@ def device(device_id: int) -> Any:
                            thumbnail_id=queries.latest_thumbnail_id(session, row.id))
 
 
-@bp.route("/devices/<int:device_id>/thumbnail/<int:observation_id>.jpg")
+@bp.route("/devices/<id:device_id>/thumbnail/<id:observation_id>.jpg")
 def thumbnail(device_id: int, observation_id: int) -> Any:
     """A stored JPEG thumbnail (only of a device the user may read)."""
     session = get_session()
@@ -153,7 +137,7 @@ def projects() -> Any:
     return render_template("projects.html", projects=queries.project_summaries(get_session(), current_user))
 
 
-@bp.route("/projects/<int:project_id>")
+@bp.route("/projects/<id:project_id>")
 def project(project_id: int) -> Any:
     """One project: per-site counts, the last acceptance check and the device register."""
     detail = queries.project_detail(get_session(), project_id, current_user)
@@ -347,7 +331,7 @@ def _validate_cron(expr: str) -> str | None:
 
 
 @bp.route("/scans/schedules", methods=["POST"])
-@bp.route("/scans/schedules/<int:schedule_id>", methods=["POST"])
+@bp.route("/scans/schedules/<id:schedule_id>", methods=["POST"])
 def schedule_save(schedule_id: int | None = None) -> Any:
     """Create or edit a scan schedule (admins only), then reload the scheduler."""
     if not current_user.is_admin:
@@ -394,7 +378,7 @@ def schedule_save(schedule_id: int | None = None) -> Any:
     return redirect(url_for("main.scans"))
 
 
-@bp.route("/scans/schedules/<int:schedule_id>/delete", methods=["POST"])
+@bp.route("/scans/schedules/<id:schedule_id>/delete", methods=["POST"])
 def schedule_delete(schedule_id: int) -> Any:
     """Delete a scan schedule (admins only)."""
     if not current_user.is_admin:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cctv_monitor.statuses import DeviceStatus
-from dashboards.queries import PER_PAGE_CHOICES, SORT_COLUMNS
+from dashboards.queries import MAX_PAGE, PER_PAGE_CHOICES, SORT_COLUMNS
 
 
 def _param(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -24,11 +24,12 @@ DEVICE_FILTERS = [
     _param("province", "Agency province (Thai name)"),
     _param("district", "Agency district (Thai name)"),
     _param("registered", "yes: in a register; no: unregistered", {"type": "string", "enum": ["yes", "no"]}),
-    _param("page", "Page number (1-based)", {"type": "integer", "minimum": 1}),
+    _param("page", "Page number (1-based)", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
     _param("per_page", "Rows per page", {"type": "integer", "minimum": 1, "maximum": max(PER_PAGE_CHOICES)}),
 ]
 
 _NULL_STR = {"type": ["string", "null"]}
+_ROW_ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}  # a bigger id is a 404 (dashboards.RowIdConverter)
 _NULL_INT = {"type": ["integer", "null"]}
 
 
@@ -94,7 +95,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                               **errors}}},
             "/devices/{id}": {"get": {
                 "summary": "One device with findings and media profiles",
-                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": _ROW_ID}],
                 "responses": {"200": ok, "404": {"$ref": "#/components/responses/NotFound"}, **errors}}},
             "/findings": {"get": {
                 "summary": "Active device findings",
@@ -107,7 +108,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                                   "responses": {"200": ok, **errors}}},
             "/projects/{id}": {"get": {
                 "summary": "One project: sites, register, findings, last check",
-                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": _ROW_ID}],
                 "responses": {"200": ok, "404": {"$ref": "#/components/responses/NotFound"}, **errors}}},
             "/scans": {
                 "get": {"summary": "Latest scan runs",
@@ -122,6 +123,30 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                          "responses": {"202": {"description": "Started; body has scan_run_id"},
                                        "403": {"description": "Not your agency's site"},
                                        "503": {"description": "Scan pipeline not installed"}, **errors}}},
+            "/observations": {"post": {
+                "summary": "Record observations made elsewhere (admin, or technician for its agency's sites only)",
+                "description": "Idempotent: an observation whose observation_id was stored before is skipped. "
+                               "Batches of one run share the run id; with a target, the run stays open until "
+                               "a batch says complete (then it covers the whole target: registered cameras "
+                               "not seen become missing). Without complete, only the devices sent change.",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["run", "observations"],
+                    "properties": {
+                        "run": {"type": "string", "maxLength": 128, "description": "the sender's run id"},
+                        "target": {"type": "string", "description": "PROJECT/site, project:CODE or agency:CODE"},
+                        "complete": {"type": "boolean", "default": False,
+                                     "description": "last batch of a run that covers its whole target"},
+                        "observations": {"type": "array", "maxItems": 2000, "items": {
+                            "type": "object", "required": ["address", "status", "observation_id"],
+                            "description": "probe --json objects (schema_version 1-2) with an observation_id",
+                            "properties": {"address": {"type": "string"}, "status": {"type": "string"},
+                                           "observation_id": {"type": "string", "maxLength": 128},
+                                           "schema_version": {"type": "integer"}}}}}}}}},
+                "responses": {"200": {"description": "Recorded; body: scan_run_id, new, skipped, failed, closed, "
+                                                     "coverage"},
+                              "403": {"description": "Not your agency's target or addresses; detail names the field"},
+                              "409": {"description": "Another run of the target is open"},
+                              "413": {"description": "Body or batch too large"}, **errors}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": ok}}},
         },
     }

@@ -9,6 +9,7 @@ back as plain tuples/dicts, not ORM objects, so no lazy load can fire per row.
 from __future__ import annotations
 
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
@@ -35,6 +36,9 @@ LOGGER = logging.getLogger(__name__)
 
 PER_PAGE_CHOICES = (25, 50, 100, 200)
 DEFAULT_PER_PAGE = 50
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Highest page number accepted (200 rows a page: 200 million rows); keeps OFFSET inside 64 bits.
+MAX_PAGE = 1_000_000
 STATUS_VALUES = tuple(s.value for s in DeviceStatus)
 #: Statuses of the per-agency stacked bars, in stacking order.
 AGENCY_BAR_STATUSES = ("compliant", "non_compliant", "unregistered", "missing", "offline", "unreachable")
@@ -88,6 +92,11 @@ class DeviceFilters:
         values: dict[str, Any] = {}
         for name in cls.FIELDS:
             raw = (args.get(name) or "").strip()
+            if _CONTROL.search(raw):
+                # PostgreSQL refuses NUL in a string parameter (a 500); no filter value needs control characters
+                if strict:
+                    raise FilterError(f"{name}: control characters are not allowed")
+                raw = _CONTROL.sub("", raw)
             values[name] = raw[:200]
         if values["status"] and values["status"] not in STATUS_VALUES:
             if strict:
@@ -108,6 +117,10 @@ class DeviceFilters:
                 raise FilterError(f"direction={direction!r}: expected asc or desc")
             direction = "asc"
         page = _int_arg(args, "page", 1, strict)
+        if not 1 <= page <= MAX_PAGE:
+            if strict:
+                raise FilterError(f"page={page}: expected 1..{MAX_PAGE}")
+            page = min(max(page, 1), MAX_PAGE)  # the offset stays within what the databases accept
         per_page = _int_arg(args, "per_page", DEFAULT_PER_PAGE, strict)
         if per_page not in PER_PAGE_CHOICES:
             if strict and not 1 <= per_page <= max(PER_PAGE_CHOICES):
@@ -148,9 +161,13 @@ def _int_arg(args: Mapping[str, str], name: str, default: int, strict: bool) -> 
 
 
 def _id_or_code(column_id: Any, column_code: Any, value: str) -> Any:
-    if value.isdigit():
+    # ASCII digits only ('²'.isdigit() is true, int('²') fails), and within the ids the databases hold
+    if value.isascii() and value.isdigit() and len(value) <= 10 and int(value) <= _ROW_ID_MAX:
         return column_id == int(value)
     return column_code == value
+
+
+_ROW_ID_MAX = 2**31 - 1  # PostgreSQL INTEGER ids
 
 
 def _place_conditions(filters: DeviceFilters, agency_id: Any, project_id: Any) -> list[Any]:

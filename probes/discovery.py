@@ -22,7 +22,7 @@ import aiohttp
 
 from probes.errors import ProbeError
 from probes.ranges import RangeError, parse_range
-from probes.soap import child, envelope, find_any, local, parse_reply, soap_fault, text
+from probes.soap import ACCEPT_ENCODING, child, envelope, find_any, local, parse_reply, read_capped, soap_fault, text
 from probes.targets import DEFAULT_PATH, Target
 from probes.vendor_http import IDENTIFY_PATHS, says_vendor
 
@@ -80,8 +80,9 @@ async def sweep(cidrs: Sequence[str], ports: Sequence[int] = DEFAULT_PORTS, *, c
     started = time.monotonic()
     body = envelope("<tds:GetSystemDateAndTime/>", namespaces={"tds": _DEVICE_NS})
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=True, ssl=False, use_dns_cache=False)
+    # decompression under the cap (read_capped), never aiohttp's whole-chunk inflating: see probes.soap
     async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
-                                     trust_env=False) as session:
+                                     trust_env=False, auto_decompress=False) as session:
 
         async def worker() -> None:
             for host, port in pairs:
@@ -106,10 +107,10 @@ async def _answers_vendor(session: aiohttp.ClientSession, host: str, port: int, 
         try:
             async with asyncio.timeout(timeout_s):
                 async with session.get(f"{scheme}://{bracketed}:{port}{path}", allow_redirects=False) as resp:
-                    content = await resp.content.read(_SWEEP_REPLY_CAP)
-                    if says_vendor(brand, resp.status, resp.headers, content):
+                    content = await read_capped(resp, _SWEEP_REPLY_CAP)
+                    if says_vendor(brand, resp.status, resp.headers, content or b""):
                         return True
-        except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError, ProbeError):
             return False
     return False
 
@@ -121,13 +122,16 @@ async def _answers_onvif(session: aiohttp.ClientSession, host: str, port: int, b
     scheme = "https" if port == 443 else "http"
     bracketed = f"[{host}]" if ":" in host else host
     url = f"{scheme}://{bracketed}:{port}{DEFAULT_PATH}"
-    headers = {"Content-Type": f'application/soap+xml; charset=utf-8; action="{_DEVICE_NS}/GetSystemDateAndTime"'}
+    headers = {"Content-Type": f'application/soap+xml; charset=utf-8; action="{_DEVICE_NS}/GetSystemDateAndTime"',
+               "Accept-Encoding": ACCEPT_ENCODING}
     try:
         async with asyncio.timeout(timeout_s):
             async with session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
-                content = await resp.content.read(_SWEEP_REPLY_CAP)
-    except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
+                content = await read_capped(resp, _SWEEP_REPLY_CAP)
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError, ProbeError):
         return None
+    if content is None:
+        return None  # over the sweep's cap: no ONVIF device answers GetSystemDateAndTime with that much
     try:
         root = parse_reply(content, what="GetSystemDateAndTime reply").root
     except ProbeError:

@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import ssl
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
@@ -288,9 +289,11 @@ class CameraSession:
         self.repairs: list[str] = []
         connector = aiohttp.TCPConnector(limit=per_host_connections, ssl=_NO_VERIFY_SSL, use_dns_cache=False,
                                          enable_cleanup_closed=False)
-        # No cookie jar, no env proxies: a probe talks to the camera directly and keeps no state.
+        # No cookie jar, no env proxies: a probe talks to the camera directly and keeps no state. Replies are
+        # decompressed by read_capped, under the cap: aiohttp's own decoder inflates a whole network chunk at
+        # once (a 260 kB gzip body became 256 MB in memory before any cap could act).
         self._session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
-                                              trust_env=False, auto_decompress=True)
+                                              trust_env=False, auto_decompress=False)
 
     def use_credentials(self, username: str | None, password: str | None) -> None:
         """Answer HTTP Digest challenges with these credentials from now on (None: unauthenticated)."""
@@ -312,7 +315,7 @@ class CameraSession:
     async def post(self, url: str, body: bytes, *, action: str, authenticated: bool = True) -> Reply:
         """POST a SOAP envelope; returns the checked reply or raises a :class:`ProbeError`."""
         headers = {"Content-Type": f'application/soap+xml; charset=utf-8; action="{action}"',
-                   "User-Agent": "cctv-monitor-probe"}
+                   "User-Agent": "cctv-monitor-probe", "Accept-Encoding": ACCEPT_ENCODING}
         op = action.rpartition("/")[2] or action
         if on_probed_host(url, self.host)[1] is not None:
             # Bodies carry WS-Security tokens and the session answers Digest: never to a host not probed.
@@ -360,15 +363,11 @@ class CameraSession:
             if length is not None and length > self.max_reply_bytes:
                 raise ReplyTooLarge(f"{_op_of(headers)}: reply of {length / 1e6:.1f} MB refused (limit "
                                     f"{self.max_reply_bytes / 1e6:.0f} MB); the device sends oversized replies")
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in resp.content.iter_chunked(65536):
-                size += len(chunk)
-                if size > self.max_reply_bytes:
-                    raise ReplyTooLarge(f"{_op_of(headers)}: reply larger than {self.max_reply_bytes / 1e6:.0f} MB, "
-                                        "refused after reading the limit; the device sends oversized replies")
-                chunks.append(chunk)
-            return resp.status, resp.headers, b"".join(chunks)
+            content = await read_capped(resp, self.max_reply_bytes)
+            if content is None:
+                raise ReplyTooLarge(f"{_op_of(headers)}: reply larger than {self.max_reply_bytes / 1e6:.0f} MB, "
+                                    "refused after reading the limit; the device sends oversized replies")
+            return resp.status, resp.headers, content
 
     def _check(self, op: str, status: int, headers: Mapping[str, str], content: bytes, *,
                authenticated: bool) -> Reply:
@@ -402,6 +401,45 @@ class CameraSession:
             if note not in self.repairs:
                 self.repairs.append(note)
         return Reply(status, headers, parsed)
+
+
+#: What the probes accept: cameras have no reason to compress, but a compressed reply is still read safely.
+ACCEPT_ENCODING = "identity, gzip;q=0.1, deflate;q=0.1"
+
+
+async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The body of ``resp`` (a session with ``auto_decompress=False``), decompressed as it arrives, or None
+    once it exceeds ``limit`` bytes, counted after decompression: a gzip bomb stops at the limit too.
+
+    An encoding other than identity, gzip or deflate raises :class:`MalformedReply`.
+    """
+    encoding = (resp.headers.get("Content-Encoding") or "identity").strip().lower()
+    if encoding in ("", "identity"):
+        inflater = None
+    elif encoding in ("gzip", "x-gzip", "deflate"):
+        inflater = zlib.decompressobj(47)  # 32 + 15: gzip or zlib header, detected
+    else:
+        raise MalformedReply(f"reply in an unsupported Content-Encoding {encoding[:40]!r}")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in resp.content.iter_chunked(65536):
+            if inflater is not None:
+                # at most one byte over the room left: more output pending means over the limit
+                chunk = inflater.decompress(chunk, limit - size + 1)
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        if inflater is not None:
+            tail = inflater.flush()
+            size += len(tail)
+            if size > limit:
+                return None
+            chunks.append(tail)
+    except zlib.error as exc:
+        raise MalformedReply(f"reply body is not valid {encoding} data ({exc})") from exc
+    return b"".join(chunks)
 
 
 def _status_error(op: str, status: int, content: bytes) -> ProbeError:

@@ -20,6 +20,7 @@ from aiohttp import DigestAuthMiddleware
 from lxml import etree
 
 from probes.errors import AuthFailed, Locked, MalformedReply, ProbeError, ProbeTimeout, ReplyTooLarge, Unreachable
+from probes.soap import ACCEPT_ENCODING, read_capped
 
 MAX_REPLY_BYTES = 2 * 1024 * 1024
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False,
@@ -97,8 +98,9 @@ class VendorSession:
         self.attempts = 0  # requests that carried a credential (what a lock-out counts)
         self._digest: DigestAuthMiddleware | None = None
         connector = aiohttp.TCPConnector(limit=2, ssl=_NO_VERIFY_SSL, use_dns_cache=False)
+        # decompression under the cap (read_capped), never aiohttp's whole-chunk inflating: see probes.soap
         self._session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
-                                              trust_env=False)
+                                              trust_env=False, auto_decompress=False)
 
     def use_credentials(self, username: str, password: str) -> None:
         """Answer Digest challenges with this credential from now on."""
@@ -114,7 +116,7 @@ class VendorSession:
         what = what or path.partition("?")[0]
         middlewares = (self._digest,) if authenticated and self._digest is not None else ()
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout_s * 0.9, sock_read=self.timeout_s)
-        headers = {"User-Agent": "cctv-monitor-probe"}
+        headers = {"User-Agent": "cctv-monitor-probe", "Accept-Encoding": ACCEPT_ENCODING}
         if data is not None:
             headers["Content-Type"] = "application/xml; charset=UTF-8"
         try:
@@ -148,14 +150,11 @@ class VendorSession:
             if length is not None and length > self.max_reply_bytes:
                 raise ReplyTooLarge(f"{path.partition('?')[0]}: reply of {length / 1e6:.1f} MB refused (limit "
                                     f"{self.max_reply_bytes / 1e6:.0f} MB)")
-            chunks, size = [], 0
-            async for chunk in resp.content.iter_chunked(65536):
-                size += len(chunk)
-                if size > self.max_reply_bytes:
-                    raise ReplyTooLarge(f"{path.partition('?')[0]}: reply larger than "
-                                        f"{self.max_reply_bytes / 1e6:.0f} MB, refused at the limit")
-                chunks.append(chunk)
-            return HttpReply(resp.status, resp.headers, b"".join(chunks))
+            body = await read_capped(resp, self.max_reply_bytes)  # counted after decompression
+            if body is None:
+                raise ReplyTooLarge(f"{path.partition('?')[0]}: reply larger than "
+                                    f"{self.max_reply_bytes / 1e6:.0f} MB, refused at the limit")
+            return HttpReply(resp.status, resp.headers, body)
 
 
 def parse_xml(reply: HttpReply, what: str) -> Any:

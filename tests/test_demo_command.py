@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from process_helpers import end, port_closed, session_members, start
+
 pytestmark = pytest.mark.slow
 EXE = Path(sys.executable).with_name("cctv-monitor")
 
@@ -30,9 +32,8 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _start(tmp_path: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([str(EXE), *args], env=_env(tmp_path), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+def _start(tmp_path: Path, *args: str, ignore_sigint: bool = False) -> subprocess.Popen:
+    return start([str(EXE), *args], _env(tmp_path), ignore_sigint=ignore_sigint)
 
 
 def _wait_for_line(proc: subprocess.Popen, prefix: str, timeout_s: float) -> list[str]:
@@ -59,12 +60,7 @@ def _wait_for_page(url: str) -> None:
     pytest.fail(f"{url} did not answer")
 
 
-def _closed(host: str, port: int) -> bool:
-    try:
-        socket.create_connection((host, port), timeout=1).close()
-    except OSError:
-        return True
-    return False
+_closed = port_closed
 
 
 def _children(pid: int) -> list[int]:
@@ -92,11 +88,9 @@ def test_demo_serves_scanned_data_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert statuses["127.0.1.13"] == "non_compliant"
         assert statuses["127.0.1.30"] == "unregistered"
     finally:
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=60)
+        rest = end(proc, signal.SIGINT, ports=[("127.0.0.1", port)])
     assert proc.returncode == 0, rest
     assert "Demo stopped." in rest
-    assert _closed("127.0.0.1", port)
 
 
 def test_demo_with_streams_measures_them_and_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -125,12 +119,10 @@ def test_demo_with_streams_measures_them_and_leaves_nothing_behind(tmp_path: Pat
         assert statuses["127.0.1.17"] == "non_compliant"  # claims 1080p, streams 720p: seen only in the stream
         assert not _closed("127.0.1.17", 8554)
     finally:
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=60)
+        rest = end(proc, signal.SIGINT, ports=[("127.0.0.1", port), ("127.0.1.17", 8000), ("127.0.1.17", 8554)])
     assert proc.returncode == 0, rest
     assert "Demo stopped." in rest
     assert all(not os.path.exists(f"/proc/{pid}") for pid in children), "a child process outlived the demo"
-    assert _closed("127.0.0.1", port) and _closed("127.0.1.17", 8000) and _closed("127.0.1.17", 8554)
 
 
 def test_demo_refuses_a_busy_port_before_starting_anything(tmp_path: Path) -> None:
@@ -157,8 +149,52 @@ def test_serve_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as reply:
             assert reply.headers["Server"] == "cctv-monitor"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+        out = end(proc, signal.SIGTERM, timeout_s=30, ports=[("127.0.0.1", port)])
     assert proc.returncode == 0, out
     assert "development server" not in out
-    assert _closed("127.0.0.1", port)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_serve_and_worker_stop_on_both_signals_when_started_with_sigint_ignored(tmp_path: Path, sig: int) -> None:
+    """Started as ``nohup``/``cmd &`` would (SIGINT inherited as ignored), Ctrl-C and SIGTERM still stop them."""
+    port = _free_port()
+    serve = _start(tmp_path, "serve", "--no-scheduler", "--port", str(port), ignore_sigint=True)
+    try:
+        _wait_for_page(f"http://127.0.0.1:{port}/login")
+    finally:
+        out = end(serve, sig, timeout_s=30, ports=[("127.0.0.1", port)])
+    assert serve.returncode == 0, out
+    worker = _start(tmp_path, "worker", ignore_sigint=True)
+    try:
+        _wait_for_line(worker, "Worker: scheduler on", 60)
+    finally:
+        out = end(worker, sig, timeout_s=30)
+    assert worker.returncode == 0, out
+    assert "Worker stopped." in out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_demo_stops_on_both_signals_when_started_with_sigint_ignored(tmp_path: Path, sig: int) -> None:
+    """The demo started in the background of a script: both signals end it, ports free, no child left."""
+    port = _free_port()
+    proc = _start(tmp_path, "demo", "--no-streams", "--port", str(port), ignore_sigint=True)
+    try:
+        _wait_for_line(proc, "Dashboard:", 120)
+        _wait_for_page(f"http://127.0.0.1:{port}/login")
+    finally:
+        rest = end(proc, sig, ports=[("127.0.0.1", port), ("127.0.1.11", 8000)])
+    assert proc.returncode == 0, rest
+    assert "Demo stopped." in rest
+
+
+def test_demo_stopped_during_its_scan_cleans_up(tmp_path: Path) -> None:
+    """SIGTERM while the demo still scans (before the dashboard): the fleet (and its RTSP child) go too."""
+    port = _free_port()
+    proc = _start(tmp_path, "demo", "--port", str(port), ignore_sigint=True)
+    try:
+        _wait_for_line(proc, "Scanning agency", 240)
+        assert session_members(proc.pid)
+    finally:
+        rest = end(proc, signal.SIGTERM, ports=[("127.0.0.1", port), ("127.0.1.11", 8000), ("127.0.1.17", 8554)])
+    assert proc.returncode == 0, rest
+    assert "Demo stopped." in rest and "Dashboard:" not in rest

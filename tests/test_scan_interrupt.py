@@ -133,3 +133,130 @@ def test_sigterm_marks_run_interrupted(app, session, site):
     session.expire_all()
     run = session.scalar(select(ScanRun))
     assert run.state == "interrupted" and run.finished is not None and "interrupted" in run.error
+
+
+# -- SIGKILL at random moments ---------------------------------------------------------------------------
+
+KILLS = 20
+
+
+def _dangling_references(session) -> list[str]:
+    """Every foreign key of every table, checked by query (PostgreSQL enforces them; the test proves it)."""
+    from sqlalchemy import and_, exists
+
+    from cctv_monitor.models import Base
+
+    problems = []
+    for table in Base.metadata.sorted_tables:
+        for fk in table.foreign_keys:
+            parent, child = fk.column, fk.parent
+            orphan = select(func.count()).select_from(table).where(
+                child.is_not(None), ~exists().where(and_(parent == child)))
+            n = session.scalar(orphan)
+            if n:
+                problems.append(f"{n} row(s) of {table.name}.{child.name} point to no {parent.table.name}")
+    return problems
+
+
+def _check_consistent(app, session) -> None:
+    """Integrity check of the engine, foreign keys, and no camera half-recorded."""
+    url = app.config["DATABASE_URL"]
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as raw:
+            assert raw.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+            assert raw.execute("PRAGMA foreign_key_check").fetchall() == []
+    session.expire_all()
+    try:
+        assert _dangling_references(session) == []
+        for run in session.scalars(select(ScanRun)):
+            stored = session.scalar(select(func.count()).select_from(Observation)
+                                    .where(Observation.scan_run_id == run.id))
+            # a camera's observation and the run's counter are committed together, or neither
+            assert stored == run.done, (run.id, run.state, stored, run.done)
+        latest = dict(session.execute(select(Observation.device_id, func.max(Observation.id))
+                                      .group_by(Observation.device_id)).all())
+        for device in session.scalars(select(Device)):
+            assert device.last_observation_id == latest.get(device.id), device.address
+            if device.last_observation_id is not None:
+                assert device.last_seen is not None and device.status != "unknown", device.address
+        for obs in session.scalars(select(Observation)):
+            assert obs.device_id is not None and obs.probe_status and obs.data, obs.id
+            assert obs.data.get("address") == obs.address, obs.id
+    finally:
+        session.rollback()  # hold no read transaction while the next scan writes
+
+
+def _run_count(session) -> int:
+    try:
+        return session.scalar(select(func.count()).select_from(ScanRun))
+    finally:
+        session.rollback()
+
+
+def test_sigkill_at_twenty_random_moments_never_corrupts_and_the_next_scan_succeeds(app, session, site):
+    """kill -9 of a scan process at 20 random moments (sweep, probing, recording, finishing; a few in its
+    start-up): after each the database passes its integrity check and holds no half-recorded camera; the
+    next start marks the dead run interrupted; the scan after the last kill completes."""
+    import random
+
+    from cctv_monitor.simulator.testing import running_fleet
+
+    seed = int(os.environ.get("CCTV_KILL_SEED", random.randrange(1_000_000)))
+    rng = random.Random(seed)
+    cameras = 6
+    with running_fleet(slow_fleet(cameras, delay_s=0.05)) as fleet:
+        port = fleet.cameras[0].port
+        # one whole scan process first: when its run row appears (start-up done) and when it exits
+        started = time.monotonic()
+        proc = _scan_process(app, port)
+        row_at = None
+        try:
+            while proc.poll() is None:
+                if row_at is None and _run_count(session):
+                    row_at = time.monotonic() - started
+                time.sleep(0.05)
+            _, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0, err
+        lifetime = time.monotonic() - started
+        row_at = row_at if row_at is not None else lifetime / 2
+        # most moments after start-up, where the database is written; a few before the run row exists
+        moments = [round(rng.uniform(row_at * 0.8, lifetime), 2) for _ in range(KILLS)]
+        killed_mid_run: list[int] = []
+        for moment in moments:
+            before = _run_count(session)
+            proc = _scan_process(app, port)
+            try:
+                time.sleep(moment)
+                if proc.poll() is None:
+                    os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(30)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                proc.stdout.close()
+                proc.stderr.close()
+            assert proc.returncode in (0, -signal.SIGKILL), f"seed {seed}, kill at {moment} s"
+            _check_consistent(app, session)
+            if _run_count(session) > before:
+                run = session.scalars(select(ScanRun).order_by(ScanRun.id.desc())).first()
+                if run.state in ("running", "pending"):
+                    killed_mid_run.append(run.id)  # left as the killed process left it
+                session.rollback()
+        app.config["ONVIF_PORTS"] = [port]
+        app.config["PROBE_TIMEOUT_S"] = 10.0
+        final = run_scan(app, "range", RANGE)
+    _check_consistent(app, session)
+    runs = {r.id: r for r in session.scalars(select(ScanRun))}
+    assert runs[final].state == "completed" and runs[final].done == cameras
+    assert len(killed_mid_run) >= KILLS // 2, (seed, moments, lifetime, row_at)  # most kills hit a live run
+    for run_id in killed_mid_run:
+        assert runs[run_id].state == "interrupted" and "ended without finishing" in runs[run_id].error
+    assert not [r.id for r in runs.values() if r.state in ("running", "pending")]
+    assert session.scalar(select(func.count()).select_from(Device)) == cameras  # no duplicate devices

@@ -233,6 +233,7 @@ def test_dead_runs_marked_interrupted_and_live_ones_block(app, session, project)
             _scan(app, [make_obs("127.0.1.11")])
     finally:
         live.kill()
+        live.wait(10)
         live.wait()
     # once the holder is gone the next scan succeeds
     run_id = _scan(app, [make_obs(h) for h in HOSTS])

@@ -4,6 +4,8 @@ generator produces large fleets, and the ``simulate`` command prints what client
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +15,7 @@ import pytest
 
 from cctv_monitor.simulator.fleet import FleetError, demo_mac, generate_fleet, load_fleet
 from cctv_monitor.simulator.testing import running_fleet
+from process_helpers import end, start
 
 ROOT = Path(__file__).resolve().parents[1]
 CAM = {"name": "c1", "host": "127.0.7.11", "macs": ["00:12:41:00:07:0b"],
@@ -29,9 +32,13 @@ def test_shipped_fleets_follow_the_address_plan():
     assert demo.camera("ms-market-06").clock_offset_s == 300
     assert demo.camera("wp-school-10").has("onvif_disabled")
     quirks = load_fleet(ROOT / "config/fleets/quirks.yaml")
-    from cctv_monitor.simulator.fleet import QUIRKS
+    from cctv_monitor.simulator.faults import HOSTILE
+    from cctv_monitor.simulator.fleet import HOSTILE_QUIRKS, QUIRKS, REAL_QUIRKS
 
-    assert sorted(q.name for c in quirks.cameras for q in c.quirks) == sorted(QUIRKS)
+    assert sorted(q.name for c in quirks.cameras for q in c.quirks) == sorted(REAL_QUIRKS)
+    # the hostile behaviours live in the fault matrix instead, which uses every one of them
+    assert {q["name"] for q, _ in HOSTILE.values()} >= set(HOSTILE_QUIRKS)
+    assert set(QUIRKS) == set(REAL_QUIRKS) | set(HOSTILE_QUIRKS)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -124,8 +131,8 @@ def test_simulate_command_prints_json_lines(tmp_path):
 
     fleet_file = tmp_path / "small.yaml"
     fleet_file.write_text(yaml.safe_dump(generate_fleet(3, base="127.3.77.0")))
-    proc = subprocess.Popen([CLI, "simulate", "--fleet", str(fleet_file), "--json", "--no-streams"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start([CLI, "simulate", "--fleet", str(fleet_file), "--json", "--no-streams"], dict(os.environ),
+                 merge_stderr=False)
     try:
         lines = []
         while True:
@@ -136,10 +143,7 @@ def test_simulate_command_prints_json_lines(tmp_path):
                 break
             lines.append(data)
     finally:
-        proc.terminate()
-        proc.wait(10)
-        proc.stdout.close()
-        proc.stderr.close()
+        end(proc, signal.SIGTERM, timeout_s=20, ports=[(f"127.3.77.{i}", 8000) for i in (1, 2, 3)])
     assert proc.returncode == 0
     assert [line["device_url"] for line in lines] == [
         f"http://127.3.77.{i}:8000/onvif/device_service" for i in (1, 2, 3)]

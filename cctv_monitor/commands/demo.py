@@ -28,6 +28,22 @@ def register(group: AppGroup) -> None:
         Uses the database of CCTV_DATABASE_URL (default: SQLite in the instance folder), so other
         commands (``cctv-monitor devices``) see the same data while it runs. Ctrl-C stops everything.
         """
+        from cctv_monitor.signals import stop_signals
+
+        # SIGINT and SIGTERM stop every phase (fleet start, import, scan, dashboard) through the clean-up of
+        # running_fleet, also when the demo was started with SIGINT ignored (``cmd &`` in a script)
+        with stop_signals():
+            try:
+                _demo(port, streams, rescan_minutes)
+            except KeyboardInterrupt:
+                pass
+            finally:
+                from cctv_monitor.scheduler import shutdown_scheduler
+
+                shutdown_scheduler(current_app._get_current_object())  # also when stopped before serving
+        click.echo("Demo stopped.")
+
+    def _demo(port: int, streams: bool, rescan_minutes: int) -> None:
         from sqlalchemy import select
 
         from cctv_monitor.db import get_db
@@ -89,4 +105,3 @@ def register(group: AppGroup) -> None:
                 raise click.ClickException(str(exc)) from None
             finally:
                 shutdown_scheduler(app)
-        click.echo("Demo stopped.")

@@ -21,8 +21,10 @@ def register(group: AppGroup) -> None:
     @click.option("--stream-timeout", "stream_timeout_s", type=click.FloatRange(1, 300), default=10.0,
                   show_default=True, help="Seconds to open a stream and read its sample.")
     @click.option("--json", "as_json", is_flag=True, help="Print the observation as JSON.")
+    @click.option("--save", "save_path", type=click.Path(dir_okay=False),
+                  help="Also append the observation to this JSON-lines file (for 'cctv-monitor ingest' later).")
     def probe(address: str, username: str | None, password: str | None, streams: bool, all_streams: bool,
-              timeout_s: float, stream_timeout_s: float, as_json: bool) -> None:
+              timeout_s: float, stream_timeout_s: float, as_json: bool, save_path: str | None) -> None:
         """Probe ADDRESS (HOST, HOST:PORT or a device service URL) and print one observation.
 
         ONVIF first; a Hikvision or Dahua device whose ONVIF is off or refuses the credential is read
@@ -40,6 +42,16 @@ def register(group: AppGroup) -> None:
         credentials = [Credential(username, password or "")] if username else []
         [obs] = probe_many_sync([target], credentials, with_streams=streams, timeout_s=timeout_s,
                                 stream_timeout_s=stream_timeout_s, stream_profiles="all" if all_streams else "first")
+        if save_path:
+            from cctv_monitor.fieldwork import tool_version
+            from probes.fieldfile import with_id, write
+
+            obs = with_id(obs)
+            try:
+                write(save_path, [obs], tool_version=tool_version())
+            except OSError as exc:
+                click.echo(f"Error: --save {save_path}: {exc.strerror or exc}", err=True)
+                raise SystemExit(2)
         if as_json:
             click.echo(obs.to_json(indent=2))
         else:

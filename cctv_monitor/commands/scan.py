@@ -213,8 +213,11 @@ def register(group: AppGroup) -> None:
                   help="Open each main RTSP stream to measure what it really delivers (and take thumbnails).")
     @click.option("--operator", default=None, help="Name of the person running the check (default: login name).")
     @click.option("--detail", is_flag=True, help="Also print every requirement of every camera (expected, observed).")
+    @click.option("--save", "save_path", type=click.Path(dir_okay=False, writable=True),
+                  help="Also append every observation to this JSON-lines file (for 'cctv-monitor ingest' elsewhere).")
     def check(code: str, cidr: str | None, user: str | None, password: str | None, report_path: str | None,
-              as_json: bool, do_register: bool, streams: bool, operator: str | None, detail: bool) -> None:
+              as_json: bool, do_register: bool, streams: bool, operator: str | None, detail: bool,
+              save_path: str | None) -> None:
         """Acceptance check of an installation: exit 0 when everything passes, 1 when anything fails."""
         from cctv_monitor.acceptance import CheckSetupError, run_check
         from cctv_monitor.report import render_report
@@ -223,12 +226,15 @@ def register(group: AppGroup) -> None:
             _fail("--user and --password go together (the password may come from CCTV_CHECK_PASSWORD)")
         if report_path and not Path(report_path).resolve().parent.is_dir():
             _fail(f"--report {report_path}: folder {Path(report_path).resolve().parent} does not exist")
+        if save_path and not Path(save_path).resolve().parent.is_dir():
+            _fail(f"--save {save_path}: folder {Path(save_path).resolve().parent} does not exist")
         app = current_app._get_current_object()
+        observed: list[Any] = []
         try:
             with _sigterm_as_interrupt():
                 result, registered = run_check(app, code, cidr=cidr, user=user, password=password,
                                                with_streams=streams, operator=operator or _who(),
-                                               register=do_register)
+                                               register=do_register, observations_out=observed)
         except CheckSetupError as exc:
             _fail(str(exc))
         except KeyboardInterrupt:
@@ -236,6 +242,11 @@ def register(group: AppGroup) -> None:
             raise SystemExit(130)
         if report_path:
             Path(report_path).write_text(render_report(result), encoding="utf-8")
+        if save_path:
+            from cctv_monitor.fieldwork import tool_version
+            from probes.fieldfile import write
+
+            write(save_path, observed, tool_version=tool_version())
         if as_json:
             data = result.to_dict()
             data["registered_now"] = registered

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-from typing import Any
+import time
 
 import click
 from flask import current_app
@@ -22,9 +20,22 @@ def register(group: AppGroup) -> None:
                   help="Run scheduled scans in this process (when no other process holds the scheduler).")
     def serve(host: str, port: int, scheduler: bool) -> None:
         """Serve the dashboard, with the scan scheduler unless another process holds it."""
+        from cctv_monitor.signals import stop_signals
+
+        with stop_signals():  # from here on SIGINT/SIGTERM stop cleanly, also if SIGINT was inherited ignored
+            try:
+                _serve(host, port, scheduler)
+            except KeyboardInterrupt:
+                click.echo("Stopped before the dashboard started.", err=True)
+            finally:
+                from cctv_monitor.scheduler import shutdown_scheduler
+
+                shutdown_scheduler(current_app._get_current_object())  # also when stopped before serving
+
+    def _serve(host: str, port: int, scheduler: bool) -> None:
+        from cctv_monitor.db import get_db
         from cctv_monitor.scanning import mark_dead_runs_interrupted
         from cctv_monitor.scheduler import init_scheduler, shutdown_scheduler
-        from cctv_monitor.db import get_db
 
         app = current_app._get_current_object()
         with get_db(app).session_scope() as session:
@@ -37,9 +48,9 @@ def register(group: AppGroup) -> None:
             click.echo(f"Scheduler: on, {len(started.get_jobs())} scheduled scan(s).", err=True)
         from cctv_monitor.wsgi import ServeError, serve_app
 
-        from cctv_monitor.commands.zones import central_zone_worker
-
         try:
+            from cctv_monitor.commands.zones import central_zone_worker
+
             with central_zone_worker(app):
                 serve_app(app, host, port,
                           on_ready=lambda url: click.echo(f"Dashboard: {url} (Ctrl-C stops)", err=True))
@@ -52,28 +63,25 @@ def register(group: AppGroup) -> None:
     def worker() -> None:
         """Run scheduled scans only (no web server). Only one process may hold the scheduler."""
         from cctv_monitor.scheduler import init_scheduler, shutdown_scheduler
+        from cctv_monitor.signals import stop_signals
 
         app = current_app._get_current_object()
-        scheduler = init_scheduler(app, force=True)
-        if scheduler is None:
-            click.echo("Error: another process already holds the scheduler for this database "
-                       "(a `serve` or another `worker`); stop it first.", err=True)
-            raise SystemExit(1)
-        stop = threading.Event()
+        with stop_signals():  # SIGINT and SIGTERM alike, also when SIGINT was inherited ignored
+            try:
+                scheduler = init_scheduler(app, force=True)
+                if scheduler is None:
+                    click.echo("Error: another process already holds the scheduler for this database "
+                               "(a `serve` or another `worker`); stop it first.", err=True)
+                    raise SystemExit(1)
+                click.echo(f"Worker: scheduler on, {len(scheduler.get_jobs())} scheduled scan(s); "
+                           "SIGTERM or Ctrl-C stops.", err=True)
+                from cctv_monitor.commands.zones import central_zone_worker
 
-        def handler(signum: int, frame: Any) -> None:
-            stop.set()
-
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
-        click.echo(f"Worker: scheduler on, {len(scheduler.get_jobs())} scheduled scan(s); "
-                   "SIGTERM or Ctrl-C stops.", err=True)
-        from cctv_monitor.commands.zones import central_zone_worker
-
-        try:
-            with central_zone_worker(app):
-                while not stop.wait(1.0):
-                    pass
-        finally:
-            shutdown_scheduler(app, wait=False)
+                with central_zone_worker(app):
+                    while True:
+                        time.sleep(1.0)
+            except KeyboardInterrupt:
+                pass
+            finally:
+                shutdown_scheduler(app, wait=False)
         click.echo("Worker stopped.", err=True)

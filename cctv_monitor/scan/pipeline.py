@@ -150,6 +150,7 @@ def discover(scope: ScanScope, ingestor: Ingestor, settings: ScanSettings) -> li
 
     if scope.cidrs_by_ports:
         asyncio.run(run_sweeps())
+    answered = set(found)
     for target in scope.explicit:
         found.setdefault(target.address, target)
     site_ids = {s.id for s in scope.sites}
@@ -172,7 +173,9 @@ def discover(scope: ScanScope, ingestor: Ingestor, settings: ScanSettings) -> li
             except ValueError:
                 continue
             found.setdefault(target.address, target)
-    return sorted(found.values(), key=lambda t: _sort_key(t.host, t.port))
+    # Addresses that did not answer the sweep (hung, dripping, very slow or gone) are probed first: their
+    # timeouts then overlap the bulk of the scan instead of trailing it (longest jobs first).
+    return sorted(found.values(), key=lambda t: (t.address in answered, _sort_key(t.host, t.port)))
 
 
 def _sort_key(host: str, port: int) -> tuple[Any, ...]:

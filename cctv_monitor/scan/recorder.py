@@ -145,6 +145,7 @@ class Recorder:
         self.keep_results = keep_results
         self.results: list[Recorded] = []
         self.answered_by_project: dict[int | None, int] = {}
+        self._counted: set[int | None] = set()
         if run.id is not None and run.done:
             self._load_run_so_far()
 
@@ -164,7 +165,8 @@ class Recorder:
             if device is None:
                 continue
             self.ident.seen_this_run.setdefault(device_id, address)
-            if status not in silent:
+            if status not in silent and device_id not in self._counted:
+                self._counted.add(device_id)
                 for mac in device.macs or ():
                     self.ident.mac_claims.setdefault(mac, (device_id, address))
                 self.answered_by_project[device.project_id] = self.answered_by_project.get(device.project_id, 0) + 1
@@ -193,7 +195,8 @@ class Recorder:
             self.session.flush()
 
     def _done(self, result: Recorded, answered: bool) -> None:
-        if answered:
+        if answered and result.device_id not in self._counted:  # a camera probed twice counts once
+            self._counted.add(result.device_id)
             self.answered_by_project[result.project_id] = self.answered_by_project.get(result.project_id, 0) + 1
         if self.keep_results:
             self.results.append(result)

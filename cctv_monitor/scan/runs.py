@@ -42,7 +42,7 @@ _OPEN = (ScanState.RUNNING.value, ScanState.PENDING.value)
 #: (the sender is elsewhere; a restarted web server must not end them).
 _LOCAL_SOURCES = ("scan", "file")
 _LOCK = threading.Lock()
-_CLAIMED: dict[str, int] = {}  # target name -> run id opened in this process (0 while being opened)
+_CLAIMED: set[str] = set()  # target names being opened by a thread of this process right now
 _MINE: set[int] = set()  # runs opened by this process and not closed yet
 
 
@@ -112,7 +112,7 @@ def open_run(session_factory: SessionFactory, *, target: str | None, source: str
                     _MINE.add(resumed.id)
                 return RunRef(resumed.id, name, source, owner, client_run_id, default_project)
         if name:
-            _claim_here(name)
+            _claim_here(name)  # held only while checking and inserting: the database row guards the run after
         try:
             if name:
                 other = session.scalar(select(ScanRun).where(ScanRun.target_kind == kind,
@@ -131,14 +131,12 @@ def open_run(session_factory: SessionFactory, *, target: str | None, source: str
             session.add(run)
             session.commit()
             run_id = run.id
-        except BaseException:
+            with _LOCK:
+                _MINE.add(run_id)
+        finally:
             if name:
-                _release_here(name, 0)
-            raise
-        with _LOCK:
-            if name:
-                _CLAIMED[name] = run_id
-            _MINE.add(run_id)
+                with _LOCK:
+                    _CLAIMED.discard(name)
         return RunRef(run_id, name, source, owner, client_run_id, default_project)
     finally:
         session.close()
@@ -149,14 +147,12 @@ def _claim_here(name: str) -> None:
     with _LOCK:
         if name in _CLAIMED:
             kind, _, value = name.partition(":")
-            raise ScanAlreadyRunning(f"a scan of {kind} {value!r} is already running (run #{_CLAIMED[name]})")
-        _CLAIMED[name] = 0
+            raise ScanAlreadyRunning(f"a scan of {kind} {value!r} is already running (being started)")
+        _CLAIMED.add(name)
 
 
-def _release_here(name: str | None, run_id: int) -> None:
+def _release_here(run_id: int) -> None:
     with _LOCK:
-        if name and _CLAIMED.get(name) == run_id:
-            _CLAIMED.pop(name, None)
         _MINE.discard(run_id)
 
 
@@ -215,7 +211,7 @@ def close_run(session_factory: SessionFactory, run: RunRef, *, complete: bool,
             _record_daily_status(session)
         return RunSummary(row.id, row.state, row.done or 0, row.coverage, dict(row.counts or {}))
     finally:
-        _release_here(run.target, run.id)
+        _release_here(run.id)
         session.close()
 
 
@@ -231,7 +227,7 @@ def abort_run(session_factory: SessionFactory, run: RunRef, state: ScanState, er
             row.lease_expires = None
             session.commit()
     finally:
-        _release_here(run.target, run.id)
+        _release_here(run.id)
         session.close()
 
 

@@ -22,12 +22,17 @@ LOGGER = logging.getLogger(__name__)
 
 ENCODINGS = ("H264", "H265", "JPEG")
 IMAGE_MODES = ("pattern", "black", "frozen", "blurred", "covered")
-QUIRKS = (
+#: Quirks of real cameras (PITFALLS.md): config/fleets/quirks.yaml has one camera for each.
+REAL_QUIRKS = (
     "onvif_disabled", "http_digest", "html_401", "clock_skew", "xaddrs_multi", "duplicated_port",
     "unescaped_amp", "invalid_utf8", "placeholder_bitrate", "missing_govlength", "slow", "hang", "reset",
     "huge_reply", "malformed_xml", "fault_on", "garbage_mac", "hostile_strings", "xxe", "hardcoded_fps",
     "foreign_host", "lockout",
 )
+#: Hostile wire behaviours of the fault matrix (simulator/faults.py): replies that never end, break off,
+#: are noise or drip.
+HOSTILE_QUIRKS = ("endless_reply", "reset_mid_reply", "garbage", "drip", "gzip_bomb")
+QUIRKS = REAL_QUIRKS + HOSTILE_QUIRKS
 HOSTILE_NAME = '<script>alert(1)</script>'
 HOSTILE_LOCATION = '"><img src=x onerror=alert(2)>'
 HOSTILE_MODEL = "<b>DS</b>' OR '1'='1"

@@ -19,14 +19,13 @@ from typing import Awaitable, Callable
 from aiohttp import web
 from lxml import etree
 
-from cctv_monitor.simulator import dahua_server, isapi_server, soap
+from cctv_monitor.simulator import dahua_server, hostile, isapi_server, soap
 from cctv_monitor.simulator.auth import HttpDigest, check_ws_security
 from cctv_monitor.simulator.fleet import CameraSpec, ProfileSpec
 from cctv_monitor.simulator.vendor_spec import AuthGuard
 
 LOGGER = logging.getLogger(__name__)
 
-SOAP_CT = "application/soap+xml; charset=utf-8"
 # Requests are parsed like the probes must parse replies: no entities, no network, no huge trees.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
 _LOCKED_401 = ('<?xml version="1.0" encoding="UTF-8"?>\n<userCheck version="2.0" '
@@ -159,7 +158,7 @@ class OnvifFleetServer:
         self._by_addr: dict[tuple[str, int], CameraBinding] = {(b.host, b.onvif_port): b for b in bindings}
         self._runner: web.AppRunner | None = None
         self._snapshots: dict[tuple[int, int, str], bytes] = {}
-        self._hung: set[asyncio.Future] = set()
+        self._hung: set[asyncio.Future] = set()  # hung replies and dripping handlers
         self.app = web.Application(client_max_size=1024**2)
         self.app.router.add_post("/onvif/{service}", self._handle_soap)
         self.app.router.add_get("/onvif/snapshot/{token}.jpg", self._handle_snapshot)
@@ -183,6 +182,9 @@ class OnvifFleetServer:
                 raise OSError(exc.errno, f"camera {b.spec.name}: cannot listen on {b.host}:{b.onvif_port}: "
                                          f"{exc.strerror}") from exc
         self._by_addr = {(b.host, b.onvif_port): b for b in self.bindings}
+        # compression bombs are made once, before the first request, so none of them waits for its body
+        for size in {int(q.get("size_mb", 256)) for b in self.bindings if (q := b.spec.quirk("gzip_bomb")) is not None}:
+            await asyncio.get_running_loop().run_in_executor(None, hostile.gzip_body, size)
 
     async def stop(self) -> None:
         """Close every site and pending connection."""
@@ -216,6 +218,8 @@ class OnvifFleetServer:
                 await fut  # never answers; cancelled when the fleet stops or the client goes away
             finally:
                 self._hung.discard(fut)
+        if (q := cam.quirk("garbage")) is not None and q.get("mode", "raw") == "raw":
+            await hostile.garbage_raw(request, int(q.get("size", 4096)))
         if cam.has("reset"):
             transport = request.transport
             sock = transport.get_extra_info("socket") if transport else None
@@ -297,7 +301,10 @@ class OnvifFleetServer:
                 return _fault_response(SoapFault("Receiver", "ter:ActionNotSupported",
                                                  "ONVIF is disabled on this device", status=500))
             return web.Response(status=403, text=_HTML_403, content_type="text/html")
-        raw = await request.read()
+        try:
+            raw = await request.read()
+        except ConnectionError:  # the client gave up while we delayed (slow quirk): nobody to answer
+            raise asyncio.CancelledError from None
         try:
             envelope = etree.fromstring(raw, _PARSER)
             body = envelope.find(f"{{{soap.NS['env']}}}Body")
@@ -433,26 +440,28 @@ class OnvifFleetServer:
         if (q := cam.quirk("malformed_xml")) is not None and q.get("operation", operation) == operation:
             data = data[: int(len(data) * 0.6)]
         if (q := cam.quirk("huge_reply")) is not None and operation == q.get("operation", "GetDeviceInformation"):
-            return await self._huge(request, data, float(q.get("size_mb", 20)))
-        return web.Response(body=data, content_type="application/soap+xml", charset="utf-8")
+            return await hostile.huge(request, data, float(q.get("size_mb", 20)), chunked=bool(q.get("chunked")))
+        return await self._hostile(request, cam, data) or web.Response(
+            body=data, content_type="application/soap+xml", charset="utf-8")
 
-    async def _huge(self, request: web.Request, data: bytes, size_mb: float) -> web.StreamResponse:
-        """Stream a reply padded with an XML comment to ``size_mb`` MB without holding it in memory."""
-        head, sep, tail = data.partition(b"<env:Header>")
-        pad_total = max(0, int(size_mb * 1024 * 1024) - len(data) - 7)
-        resp = web.StreamResponse(headers={"Content-Type": SOAP_CT})
-        resp.content_length = len(data) + pad_total + 7
-        await resp.prepare(request)
-        await resp.write(head + sep + b"<!--")
-        chunk = b"x" * 65536
-        left = pad_total
-        while left > 0:
-            part = chunk[: min(left, len(chunk))]
-            await resp.write(part)
-            left -= len(part)
-        await resp.write(b"-->" + tail)
-        await resp.write_eof()
-        return resp
+    async def _hostile(self, request: web.Request, cam: CameraSpec, data: bytes) -> web.StreamResponse | None:
+        """The fault matrix's behaviours that damage the reply itself (None: answer normally)."""
+        if (q := cam.quirk("gzip_bomb")) is not None:
+            return await hostile.gzip_bomb(int(q.get("size_mb", 256)))
+        if (q := cam.quirk("garbage")) is not None:  # mode http (raw mode never gets here)
+            return hostile.garbage_http(int(q.get("size", 4096)))
+        if (q := cam.quirk("drip")) is not None:
+            task = asyncio.current_task()
+            self._hung.add(task)  # cancelled when the fleet stops, like a hung reply
+            try:
+                await hostile.drip(request, data, float(q.get("interval_s", 1.0)))
+            finally:
+                self._hung.discard(task)
+        if (q := cam.quirk("reset_mid_reply")) is not None:
+            await hostile.reset_mid_reply(request, data, float(q.get("fraction", 0.5)))
+        if (q := cam.quirk("endless_reply")) is not None:
+            return await hostile.endless(request, data, q)
+        return None
 
 
 async def serve_forever(server: OnvifFleetServer, stop: asyncio.Event,

@@ -1,4 +1,5 @@
-"""scan_core: run leases (owner, expiry), run source and client run id, ingested observation receipts
+"""scan_core: run leases (owner, expiry), run source and client run id, ingested observation receipts,
+several observations of one device per run
 
 Revision ID: 0012_scan_core
 Revises: 0006_status_daily
@@ -23,6 +24,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("client_run_id", sa.String(length=128), nullable=True))
         batch.add_column(sa.Column("coverage", sa.String(length=16), nullable=True))
         batch.create_index("ix_scan_run_client_run_id", ["client_run_id"], unique=False)
+    with op.batch_alter_table("observation") as batch:
+        # A field file or an API run may hold several observations of one camera.
+        batch.drop_constraint("uq_observation_scan_device", type_="unique")
+        batch.create_index("ix_observation_scan_device", ["scan_run_id", "device_id"], unique=False)
     op.create_table(
         "observation_receipt",
         sa.Column("observation_uid", sa.String(length=128), nullable=False),
@@ -38,6 +43,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_observation_receipt_scan_run_id", table_name="observation_receipt")
     op.drop_table("observation_receipt")
+    with op.batch_alter_table("observation") as batch:
+        batch.drop_index("ix_observation_scan_device")
+        batch.create_unique_constraint("uq_observation_scan_device", ["scan_run_id", "device_id"])
     with op.batch_alter_table("scan_run") as batch:
         batch.drop_index("ix_scan_run_client_run_id")
         batch.drop_column("coverage")
