@@ -14,7 +14,7 @@ PY := $(VENV)/bin/python
 DEB_RUNTIME := ffmpeg gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav \
 	gstreamer1.0-rtsp python3-gi iproute2
-DEB_TEST := chromium fonts-thai-tlwg postgresql-client
+DEB_TEST := chromium fonts-thai-tlwg postgresql-client socat
 PYTEST_ARGS ?=
 
 .PHONY: demo test install install-runtime system-deps venv services clean

@@ -60,6 +60,12 @@ class Config:
     API_OBSERVATIONS_MAX_BYTES = 16 * 1024 * 1024
     API_OBSERVATIONS_MAX_ITEMS = 2000
     SCHEDULER_ENABLED = False  # `serve` and `worker` turn it on
+    # Zones (README "Running a province"): with a broker, scans go to zone workers as work units.
+    BROKER_URL: str | None = None
+    ZONE_KEY_DIR: str | None = None  # None: <instance>/zone-keys
+    RUN_DEADLINE_S = 3600.0  # a distributed run closes by then; units not done expire
+    ZONE_UNIT_SIZE = 64  # addresses per work unit
+    INGEST_QUEUE = "ingest"  # another name keeps two installations on one broker apart
     TESTING = False
 
 
@@ -98,6 +104,11 @@ _ENV_TYPES: dict[str, type] = {
     "API_OBSERVATIONS_MAX_BYTES": int,
     "API_OBSERVATIONS_MAX_ITEMS": int,
     "SCHEDULER_ENABLED": bool,
+    "BROKER_URL": str,
+    "ZONE_KEY_DIR": str,
+    "RUN_DEADLINE_S": float,
+    "ZONE_UNIT_SIZE": int,
+    "INGEST_QUEUE": str,
 }
 
 

@@ -157,6 +157,8 @@ class Site(Timestamped, Base):
     longitude: Mapped[Optional[float]] = mapped_column(Float)
     # Camera credentials, encrypted at rest (Fernet token of a JSON list of {username, password}).
     credentials_encrypted: Mapped[Optional[str]] = mapped_column(Text)
+    # Network zone whose workers can reach the site's cameras (README "Running a province").
+    zone: Mapped[str] = mapped_column(String(64), default="central", server_default="central")
 
     project: Mapped[Project] = relationship(back_populates="sites")
 
@@ -216,6 +218,8 @@ class Device(Timestamped, Base):
     # worked last (tried first next time) and those the device rejected (not retried until they change).
     credential_ref: Mapped[Optional[str]] = mapped_column(String(64))
     rejected_credential_refs: Mapped[Optional[list[Any]]] = mapped_column(JSON, default=list)
+    # Set when a distributed run closed without reaching this device (its zone was offline): status kept, stale.
+    not_reached_run_id: Mapped[Optional[int]] = mapped_column(Integer)
     last_observation_id: Mapped[Optional[int]] = mapped_column(Integer)  # no FK: avoids a cycle
     # A camera seen only through a recorder: the recorder's device and the channel it occupies there.
     recorder_id: Mapped[Optional[int]] = mapped_column(ForeignKey("device.id", ondelete="SET NULL"), index=True)
@@ -253,6 +257,26 @@ class ScanRun(Timestamped, Base):
     source: Mapped[Optional[str]] = mapped_column(String(16))  # scan | file | api | worker
     client_run_id: Mapped[Optional[str]] = mapped_column(String(128), index=True)  # the sender's run name
     coverage: Mapped[Optional[str]] = mapped_column(String(16))  # target | devices (set when closed)
+    deadline: Mapped[Optional[datetime]] = mapped_column()  # distributed runs close by then
+    distributed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+
+
+class ScanUnit(Timestamped, Base):
+    """A chunk of one zone's addresses in a distributed run: queued, running, done, failed or expired."""
+
+    __tablename__ = "scan_unit"
+    __table_args__ = (UniqueConstraint("scan_run_id", "seq", name="uq_scan_unit_run_seq"),
+                      Index("ix_scan_unit_run_state", "scan_run_id", "state"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scan_run_id: Mapped[int] = mapped_column(ForeignKey("scan_run.id", ondelete="CASCADE"))
+    zone: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    addresses: Mapped[list[Any]] = mapped_column(JSON, default=list)  # hosts (and host:port) of the unit
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    observations: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    finished: Mapped[Optional[datetime]] = mapped_column()
 
 
 class ObservationReceipt(Base):

@@ -130,6 +130,7 @@ class SiteData:
     latitude: float | None
     longitude: float | None
     credentials: list[Credential]
+    zone: str = "central"  # network zone whose workers reach the site (README "Running a province")
 
 
 @dataclass

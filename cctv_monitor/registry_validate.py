@@ -133,7 +133,7 @@ def _validate_sites(data: Any, problems: _Problems, base: tuple[Any, ...]) -> li
             continue
         for key in item:
             if key not in {"code", "name_th", "name_en", "address_ranges", "ports", "latitude", "longitude",
-                           "credentials"}:
+                           "credentials", "zone"}:
                 problems.add(where + (key,), "unknown field")
         code = _code(item, "code", problems, where)
         if code is not None:
@@ -146,10 +146,24 @@ def _validate_sites(data: Any, problems: _Problems, base: tuple[Any, ...]) -> li
         lon = _float(item.get("longitude"), problems, where + ("longitude",), -180, 180)
         creds = _credentials(item.get("credentials"), problems, where + ("credentials",))
         name_th = _str(item, "name_th", problems, where, required=True)
+        zone = _zone(item.get("zone"), problems, where + ("zone",))
         sites.append(SiteData(code=code, name_th=name_th, name_en=_str(item, "name_en", problems, where),
                               address_ranges=ranges or [], ports=ports, latitude=lat, longitude=lon,
-                              credentials=creds or []))
+                              credentials=creds or [], zone=zone))
     return sites if ok else None
+
+
+def _zone(value: Any, problems: _Problems, where: tuple[Any, ...]) -> str:
+    """The site's network zone (default ``central``); a bad name is reported like any other field."""
+    from cctv_monitor.zones import CENTRAL, ZoneKeyError, check_zone
+
+    if value is None or value == "":
+        return CENTRAL
+    try:
+        return check_zone(str(value))
+    except ZoneKeyError as exc:
+        problems.add(where, str(exc))
+        return CENTRAL
 
 
 def _validate_register(data: Any, sites: list[SiteData] | None, problems: _Problems,

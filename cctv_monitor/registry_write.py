@@ -133,7 +133,7 @@ def _write_project(session: Session, data: ProjectData, result: FileResult, app:
         site = existing_sites.pop(site_data.code, None)
         values = dict(name_th=site_data.name_th, name_en=site_data.name_en,
                       address_ranges=list(site_data.address_ranges), ports=site_data.ports,
-                      latitude=site_data.latitude, longitude=site_data.longitude)
+                      latitude=site_data.latitude, longitude=site_data.longitude, zone=site_data.zone)
         if site is None:
             site = Site(project=project, code=site_data.code, **values)
             session.add(site)

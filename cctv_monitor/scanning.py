@@ -104,13 +104,23 @@ def run_scan(app: Flask, target_kind: str, target_value: str, *, with_streams: b
     devices outside every site range belong to that project (the acceptance ``check`` of a range);
     ``results`` (a list) receives one :class:`Recorded` per camera; ``on_started(run_id)`` is called as
     soon as the run row exists; ``observations`` (made elsewhere) are recorded instead of probing, and the
-    run still covers the whole target.
+    run still covers the whole target. With a broker (``CCTV_BROKER_URL``) a plain scan goes to the zone
+    workers instead (:func:`cctv_monitor.dispatch.dispatch_scan`) and this returns once its units are sent.
     """
     target_value = (target_value or "").strip()
     if target_kind not in TARGET_KINDS:
         raise ScanTargetError(f"unknown scan target kind {target_kind!r}: expected one of {', '.join(TARGET_KINDS)}")
     if not target_value:
         raise ScanTargetError(f"--{target_kind} needs a value")
+    if app.config.get("BROKER_URL") and observations is None and results is None and not credentials \
+            and default_project is None:
+        from cctv_monitor.dispatch import dispatch_scan
+
+        run_id = dispatch_scan(app, target_kind, target_value, trigger=trigger, with_streams=with_streams,
+                               started_by=started_by)
+        if on_started is not None:
+            on_started(run_id)
+        return run_id
     database = get_db(app)
     settings = scan_settings(app)
     run = runs.open_run(database.sessionmaker, target=target_name(target_kind, target_value), source="scan",

@@ -287,7 +287,17 @@ def scans() -> Any:
     if allowed is not None:
         mine = queries.scan_targets(session, allowed)
         schedules = [s for s in schedules if s.target_value in mine.get(s.target_kind, [])]
-    return render_template("scans.html", runs=queries.scan_runs(session, current_user), schedules=schedules,
+    from flask import current_app
+
+    from cctv_monitor import zone_status
+
+    runs = queries.scan_runs(session, current_user)
+    broker = current_app.config.get("BROKER_URL")
+    return render_template("scans.html", runs=runs, schedules=schedules,
+                           units=zone_status.unit_counts(session, [r.id for r in runs]),
+                           broker=bool(broker),
+                           zones=zone_status.zones_of_sites(session) if broker else [],
+                           zone_workers=zone_status.zone_workers(broker) if broker else None,
                            sites=_scannable_sites(session), scan_available=scan_starter() is not None,
                            targets=queries.scan_targets(session, None) if current_user.is_admin else {})
 

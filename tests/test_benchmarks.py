@@ -83,6 +83,27 @@ def test_province_benchmark_finds_every_fault_in_both_databases():
     assert len(re.findall(r"projected for 20,000 cameras: [\d.]+ min \(target < 20 min: (met|NOT met)\)", out)) == 2
 
 
+@pytest.mark.postgres
+def test_distributed_benchmark_counts_every_camera_once():
+    """Three small zones through RabbitMQ: both worker layouts and ingest alone run; nothing lost or doubled."""
+    import os
+
+    from tests.zone_lab import rabbit_reachable
+
+    bridge = os.environ.get("CCTV_TEST_AMQP_UNIX")
+    if not (bridge or rabbit_reachable()):
+        pytest.skip("RabbitMQ on 127.0.0.1:5672 is not reachable and CCTV_TEST_AMQP_UNIX names no bridge to it")
+    out = _run(str(BENCH / "distributed.py"), "--cameras", "8", "--delay-ms", "20", "--concurrency", "8",
+               *(["--amqp-unix", bridge] if bridge else []))
+    assert re.search(r"one worker, 3 queues\s+24 cameras in\s+[\d.]+ s\s+[\d.]+ cameras/s", out), out
+    assert re.search(r"three workers, one a zone\s+24 cameras in", out), out
+    assert re.search(r"ratio three / one: [\d.]+x", out), out
+    assert re.search(r"ingest alone: \d+ observations/s into PostgreSQL", out), out
+    assert "lost: 0" in out.splitlines() and "duplicated: 0" in out.splitlines(), out
+    assert re.search(r"targets: three workers >= 2.5x one: (met|NOT met); ingest >= 2000 observations/s: "
+                     r"(met|NOT met); lost 0: met; duplicated 0: met", out), out
+
+
 def test_dashboard_load_benchmark_runs_on_both_databases(db_url):
     """A short load (5 users, 8 s, 12-camera scans): every request kind measured, no error, targets printed."""
     out = _run(str(BENCH / "dashboard_load.py"), "--users", "5", "--duration", "8", "--think-s", "0.2",

@@ -49,7 +49,11 @@ def register(group: AppGroup) -> None:
         from cctv_monitor.wsgi import ServeError, serve_app
 
         try:
-            serve_app(app, host, port, on_ready=lambda url: click.echo(f"Dashboard: {url} (Ctrl-C stops)", err=True))
+            from cctv_monitor.commands.zones import central_zone_worker
+
+            with central_zone_worker(app):
+                serve_app(app, host, port,
+                          on_ready=lambda url: click.echo(f"Dashboard: {url} (Ctrl-C stops)", err=True))
         except ServeError as exc:
             raise click.ClickException(str(exc)) from None
         finally:
@@ -71,8 +75,11 @@ def register(group: AppGroup) -> None:
                     raise SystemExit(1)
                 click.echo(f"Worker: scheduler on, {len(scheduler.get_jobs())} scheduled scan(s); "
                            "SIGTERM or Ctrl-C stops.", err=True)
-                while True:
-                    time.sleep(1.0)
+                from cctv_monitor.commands.zones import central_zone_worker
+
+                with central_zone_worker(app):
+                    while True:
+                        time.sleep(1.0)
             except KeyboardInterrupt:
                 pass
             finally:

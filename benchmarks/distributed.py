@@ -1,0 +1,274 @@
+"""Zone workers on Celery + RabbitMQ: one worker on three zone queues versus three workers, and ingest alone.
+
+Three simulated fleets on loopback (no namespaces needed), each the cameras of one zone, every request
+delayed (200 ms by default, like a slow district link). The same distributed scan runs twice: once with ONE
+zone worker consuming all three queues, once with THREE workers, one per zone; every worker has the same
+per-unit probe concurrency (64). Then ingest alone: the observations of the last run written again through
+the ingest boundary into a new run (observations/s into the database). Prints cameras/s for each, the
+ratio, the ingest rate, and ``lost: N`` / ``duplicated: N`` (cameras missing from or doubled in the
+database after the runs), then the targets.
+
+    python benchmarks/distributed.py [--cameras 1000] [--delay-ms 200] [--db-url URL] [--amqp-unix SOCK]
+
+``--db-url`` defaults to CCTV_TEST_PG_URL (a fresh schema is made and dropped). RabbitMQ: 127.0.0.1:5672,
+or ``--amqp-unix`` (a Unix socket bridged to it, when this runs in a namespace that cannot reach it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CLI = str(Path(sys.executable).parent / "cctv-monitor")
+BASES = ("127.17.0.0", "127.18.0.0", "127.19.0.0")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Procs:
+    """Started processes, each in its own session; all ended (with their groups) by :meth:`close`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.items = folder, []
+
+    def start(self, argv: list[str], name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        out = open(self.folder / f"{name}.log", "ab")  # noqa: SIM115 - closed right after the fork
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT,
+                                env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+        out.close()
+        self.items.append(proc)
+        return proc
+
+    @staticmethod
+    def stop(proc: subprocess.Popen) -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(20)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+    def close(self) -> None:
+        for proc in reversed(self.items):
+            self.stop(proc)
+
+
+def _pg_schema(base: str) -> tuple[str, str]:
+    import psycopg
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    dsn = base.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{schema}", schema
+
+
+def _drop_schema(base: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(base.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _wait(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def _scan(app, session, everything: str, timeout: float) -> tuple[int, float]:  # noqa: ANN001
+    from cctv_monitor.dispatch import dispatch_scan
+    from cctv_monitor.models import ScanRun
+
+    started = time.monotonic()
+    run_id = dispatch_scan(app, "range", everything)
+
+    def closed() -> bool:
+        session.expire_all()
+        return session.get(ScanRun, run_id).state != "running"
+
+    _wait(closed, timeout, f"run {run_id}")
+    return run_id, time.monotonic() - started
+
+
+def main() -> int:
+    """Run the benchmark; prints figures and targets."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cameras", type=int, default=1000, help="cameras per zone (3 zones)")
+    parser.add_argument("--delay-ms", type=float, default=200.0)
+    parser.add_argument("--concurrency", type=int, default=64, help="cameras probed at once per worker")
+    parser.add_argument("--db-url", default=os.environ.get("CCTV_TEST_PG_URL",
+                                                           "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    parser.add_argument("--amqp-unix", help="Unix socket bridged to RabbitMQ (else 127.0.0.1:5672 directly)")
+    args = parser.parse_args()
+    if not 1 <= args.cameras <= 5000:
+        parser.error("--cameras must be 1-5000")
+
+    from cctv_monitor.simulator.fleet import generate_fleet
+    from cctv_monitor.zones import create_zone_key
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-distributed-"))
+    procs = Procs(folder)
+    db_url, schema = _pg_schema(args.db_url)
+    tag = f"bench{uuid.uuid4().hex[:6]}"
+    zones = [f"{tag}-z{i}" for i in (1, 2, 3)]
+    broker = "amqp://guest:guest@127.0.0.1:5672//"
+    try:
+        if args.amqp_unix:
+            port = _free_port()
+            procs.start(["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr", f"UNIX-CONNECT:{args.amqp_unix}"],
+                        "relay")
+            broker = f"amqp://guest:guest@127.0.0.1:{port}//"
+            time.sleep(0.5)
+        keys = folder / "keys"
+        ranges, cameras = [], set()
+        for zone, base in zip(zones, BASES):
+            create_zone_key(keys, zone)
+            fleet = generate_fleet(args.cameras, base=base, delay_ms=args.delay_ms, name=zone)
+            (folder / f"{zone}.yaml").write_text(yaml.safe_dump(fleet))
+            procs.start([sys.executable, "-m", "cctv_monitor.simulator.launcher", "--fleet", str(folder / f"{zone}.yaml"),
+                         "--json", "--no-streams"], f"fleet-{zone}")
+            cameras |= {f"{c['host']}:8000" for c in fleet["cameras"]}
+            last = fleet["cameras"][-1]["host"]
+            ranges.append(f"{base}/{32 - (int(last.split('.')[2]) * 256 + int(last.split('.')[3])).bit_length()}")
+        for zone in zones:
+            log = folder / f"fleet-{zone}.log"
+            _wait(lambda log=log: log.exists() and b'"ready"' in log.read_bytes(), 300, f"fleet {zone}")
+
+        from sqlalchemy import func, select
+
+        from cctv_monitor import create_app
+        from cctv_monitor.crypto import encrypt_credentials
+        from cctv_monitor.db import get_db
+        from cctv_monitor.models import Agency, Observation, Project, Site, SpecProfile
+
+        instance = folder / "instance"
+        config = {"DATABASE_URL": db_url, "SECRET_KEY": "bench-secret", "INSTANCE_PATH": str(instance),
+                  "BROKER_URL": broker, "ZONE_KEY_DIR": str(keys), "INGEST_QUEUE": f"ingest.{tag}",
+                  "ONVIF_PORTS": [8000], "ZONE_UNIT_SIZE": args.concurrency, "PROBE_CONCURRENCY": args.concurrency,
+                  "RUN_DEADLINE_S": 3600}
+        app = create_app(config)
+        session = get_db(app).sessionmaker()
+        agency = Agency(code="bench", name_th="bench", province="เชียงราย")
+        body = yaml.safe_load((ROOT / "config" / "profiles" / "fixed_outdoor.yaml").read_text())
+        profile = SpecProfile(code="fixed_outdoor", name_th=body["name_th"], device_class=body["device_class"],
+                              requirements=body)
+        session.add_all([agency, profile])
+        for i, (zone, net) in enumerate(zip(zones, ranges), 1):
+            project = Project(code=f"BENCH-{i}", title_th="bench", agency=agency, spec_profile=profile,
+                              approved_count=args.cameras)
+            session.add(Site(project=project, code=f"z{i}", name_th=zone, address_ranges=[net], ports=[8000],
+                             zone=zone, credentials_encrypted=encrypt_credentials(app, [("admin", "Demo#2567")])))
+        session.commit()
+        env = {"CCTV_DATABASE_URL": db_url, "CCTV_SECRET_KEY": "bench-secret", "CCTV_INSTANCE_PATH": str(instance),
+               "CCTV_BROKER_URL": broker, "CCTV_INGEST_QUEUE": f"ingest.{tag}"}
+        procs.start([CLI, "ingest-worker", "--name", f"{tag}-ingest@bench"], "ingest", env)
+        worker_env = {"CCTV_BROKER_URL": broker, "CCTV_PROBE_CONCURRENCY": str(args.concurrency)}
+        everything = ",".join(ranges)
+        timeout = 120 + 3 * args.cameras * args.delay_ms / 1000
+
+        one = procs.start([CLI, "zone-worker", "--zone", ",".join(zones), "--key-dir", str(keys),
+                           "--name", f"zone-{'+'.join(zones)}@bench-one"], "worker-one", worker_env)
+        run_one, secs_one = _scan(app, session, everything, timeout)
+        procs.stop(one)
+        three = [procs.start([CLI, "zone-worker", "--zone", z, "--key-dir", str(keys)], f"worker-{z}", worker_env)
+                 for z in zones]
+        run_three, secs_three = _scan(app, session, everything, timeout)
+        for proc in three:
+            procs.stop(proc)
+
+        def answered(run_id: int) -> tuple[int, int, int]:
+            rows = list(session.scalars(select(Observation.address).where(Observation.scan_run_id == run_id)))
+            return len(rows), len(set(rows)), len(cameras - set(rows))
+
+        total_one, distinct_one, lost_one = answered(run_one)
+        total_three, distinct_three, lost_three = answered(run_three)
+        rate_one, rate_three = distinct_one / secs_one, distinct_three / secs_three
+        print(f"one worker, 3 queues      {distinct_one:6d} cameras in {secs_one:7.1f} s  {rate_one:7.1f} cameras/s")
+        print(f"three workers, one a zone {distinct_three:6d} cameras in {secs_three:7.1f} s  "
+              f"{rate_three:7.1f} cameras/s")
+        ratio = rate_three / rate_one if rate_one else 0.0
+        print(f"ratio three / one: {ratio:.2f}x")
+
+        ingest_rate = _ingest_alone(app, session, run_three)
+        print(f"ingest alone: {ingest_rate:.0f} observations/s into PostgreSQL")
+        lost = lost_one + lost_three
+        duplicated = (total_one - distinct_one) + (total_three - distinct_three)
+        devices = session.scalar(select(func.count()).select_from(
+            select(Observation.device_id).where(Observation.scan_run_id == run_three).distinct().subquery()))
+        duplicated += max(0, distinct_three - devices)
+        print(f"lost: {lost}")
+        print(f"duplicated: {duplicated}")
+        print(f"targets: three workers >= 2.5x one: {'met' if ratio >= 2.5 else 'NOT met'}; ingest >= 2000 "
+              f"observations/s: {'met' if ingest_rate >= 2000 else 'NOT met'}; lost 0: "
+              f"{'met' if lost == 0 else 'NOT met'}; duplicated 0: {'met' if duplicated == 0 else 'NOT met'}")
+        session.close()
+        app.extensions["cctv_db"].dispose()
+        return 0
+    finally:
+        try:
+            from kombu import Connection
+
+            with Connection(broker, connect_timeout=5) as conn:
+                channel = conn.channel()
+                for name in [f"ingest.{tag}", *(f"probe.{z}" for z in zones)]:
+                    for delete in (channel.queue_delete, channel.exchange_delete):
+                        try:
+                            delete(name)
+                        except Exception:  # noqa: BLE001 - never declared
+                            channel = conn.channel()
+        except Exception as exc:  # noqa: BLE001 - cleanup only
+            print(f"(queues of {tag} not removed: {exc})", file=sys.stderr)
+        procs.close()
+        _drop_schema(args.db_url, schema)
+
+
+def _ingest_alone(app, session, run_id: int) -> float:  # noqa: ANN001
+    """Observations/s through the ingest boundary: the run's observations again, new ids, batches of 64."""
+    from sqlalchemy import select
+
+    from cctv_monitor.db import get_db
+    from cctv_monitor.models import Observation
+    from cctv_monitor.scan.ingest import ingest
+    from cctv_monitor.scan.runs import close_run, default_owner, open_run
+    from cctv_monitor.scan.settings import ScanSettings
+    from probes.results import Observation as ObsData
+
+    data = list(session.scalars(select(Observation.data).where(Observation.scan_run_id == run_id)))
+    observations = [ObsData.from_dict({**d, "observation_id": uuid.uuid4().hex}) for d in data]
+    factory = get_db(app).sessionmaker
+    settings = ScanSettings.from_mapping(app.config)
+    ref = open_run(factory, target=None, source="worker", owner=default_owner(), client_run_id=f"ingest-{run_id}",
+                   settings=settings)
+    started = time.monotonic()
+    for start in range(0, len(observations), 64):
+        ingest(factory, ref, observations[start:start + 64], settings=settings)
+    elapsed = time.monotonic() - started
+    close_run(factory, ref, complete=False, settings=settings)
+    return len(observations) / elapsed if elapsed else 0.0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
