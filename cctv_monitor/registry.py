@@ -41,8 +41,8 @@ from cctv_monitor.registry_records import (
     _dotted,
     _split_dotted,
 )
-from cctv_monitor.registry_validate import _validate_project, normalise_mac
-from cctv_monitor.registry_write import _write, iter_projects
+from cctv_monitor.registry_validate import _validate_project, normalise_mac  # noqa: F401 - part of the module API
+from cctv_monitor.registry_write import _write, iter_projects  # noqa: F401 - part of the module API
 
 LOGGER = logging.getLogger(__name__)
 

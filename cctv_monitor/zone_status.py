@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Iterable
+from typing import Iterable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session

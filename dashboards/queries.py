@@ -340,8 +340,7 @@ def recorder_channels(session: Session, recorder_id: int, user: Any) -> list[Dev
 def missing_register_counts(session: Session, filters: DeviceFilters, user: Any) -> dict[int | None, int]:
     """Register entries reported missing (active ``registered_missing`` findings) that have no device row.
 
-    A registered camera that never answered is a project finding; with no device row it would be invisible
-    in the device counts, so the overview adds it per agency.
+    A registered camera that never answered has no device row: the overview adds it per agency.
     """
     if filters.status not in ("", "missing") or filters.q or filters.model or filters.firmware \
             or filters.registered == "no" or (filters.finding and filters.finding != "registered_missing"):

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -50,7 +50,7 @@ from probes.onvif_values import (
 )
 from probes.results import DeviceIdentity, MediaProfile, Observation, ProbeStatus, utc_now_iso
 from probes.soap import CameraSession, HostLimiter, ZeepTransport, child, envelope, excerpt, is_auth_fault, local
-from probes.soap import soap_fault, text, wsse_header
+from probes.soap import soap_fault, wsse_header
 from probes.targets import Credential, Target
 from probes.targets import on_probed_host as _on_probed_host
 from probes.vocab import normalise_mac, redact_uri

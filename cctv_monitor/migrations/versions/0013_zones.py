@@ -8,7 +8,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = "0013_zones"
-down_revision = "0006_status_daily"
+down_revision = "0012_scan_core"
 branch_labels = None
 depends_on = None
 
