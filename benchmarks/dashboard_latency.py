@@ -1,7 +1,7 @@
 """Dashboard latency at fleet scale: overview and device pages with 10,000 devices and a year of daily
 observations (3.65 million observation rows) on SQLite.
 
-Builds the data with bulk inserts (the demo agencies and projects from ``dashboards.sampledata``, then
+Builds the data with bulk inserts (the demo agencies and projects from ``cctv_monitor.simulator.sampledata``, then
 ``--devices`` cameras, one observation per camera per day for ``--days`` days, a ``status_daily`` history),
 then times real requests through the Flask app (routing, queries, templates, plotly JSON) as an admin, who
 sees everything (the worst case). In the same run it times a naive baseline, the way an ORM-per-row view is
@@ -33,7 +33,7 @@ from sqlalchemy import select  # noqa: E402
 from cctv_monitor import create_app  # noqa: E402
 from cctv_monitor.db import get_db  # noqa: E402
 from cctv_monitor.models import Device, Finding, Observation, Project  # noqa: E402
-from dashboards import sampledata  # noqa: E402
+from cctv_monitor.simulator import sampledata  # noqa: E402
 
 
 def build(app, devices: int, days: int) -> dict[str, float]:

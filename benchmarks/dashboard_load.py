@@ -4,7 +4,7 @@
                                                   [--database URL] [--delay-ms 20]
 
 1. Fills a database (SQLite in a temporary folder unless --database, which must be empty) with the demo
-   data of ``dashboards.sampledata`` and ``--users`` admin users (admins see everything: the worst case).
+   data of ``cctv_monitor.simulator.sampledata`` and ``--users`` admin users (admins see everything: the worst case).
 2. Starts ``cctv-monitor serve --no-scheduler`` on a free 127.0.0.1 port (waitress, as in production), a
    simulated fleet of ``--cameras`` cameras (ONVIF only) in a process of its own, and a scanner process that
    runs ``run_scan`` over the fleet's range back to back into the same database until the load ends.
@@ -60,7 +60,7 @@ def seed(url: str, instance: Path, users: int) -> tuple[list[int], str]:
     from cctv_monitor import create_app
     from cctv_monitor.db import get_db
     from cctv_monitor.models import Device
-    from dashboards import sampledata
+    from cctv_monitor.simulator import sampledata
     from dashboards.security import save_user
 
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "benchmark", "INSTANCE_PATH": str(instance),

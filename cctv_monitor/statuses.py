@@ -44,6 +44,11 @@ class DeviceStatus(str, enum.Enum):
         """(value, Thai label, English label, colour) for every status, in display order."""
         return [(s.value, s.label_th, s.label_en, s.color) for s in cls]
 
+    @classmethod
+    def group(cls, name: str) -> tuple[str, ...]:
+        """The values of a named group of statuses, in display order (see ``_GROUPS``)."""
+        return _GROUPS[name]
+
 
 _LABELS = {
     DeviceStatus.COMPLIANT: ("ตรงตามข้อกำหนด", "Compliant", "#2e7d32"),
@@ -54,6 +59,17 @@ _LABELS = {
     DeviceStatus.UNREACHABLE: ("เข้าถึงไม่ได้ (ONVIF/สิทธิ์)", "Unreachable (ONVIF/auth)", "#f9a825"),
     DeviceStatus.UNKNOWN: ("ยังไม่ตรวจ", "Not evaluated", "#9e9e9e"),
 }
+
+
+#: Status groups that views and queries share (one place, not string tuples in each query):
+#: ``charted`` the per-agency stacked bars, in stacking order; ``evaluated`` counted in the compliance rate
+#: (judged against a project); ``found`` answered a scan (counted as found against the approved number).
+_GROUPS = {
+    "charted": ("compliant", "non_compliant", "unregistered", "missing", "offline", "unreachable"),
+    "evaluated": ("compliant", "non_compliant", "missing", "offline", "unreachable"),
+    "found": ("compliant", "non_compliant", "unreachable", "offline"),
+}
+assert all(v in {s.value for s in DeviceStatus} for group in _GROUPS.values() for v in group)
 
 
 class Severity(str, enum.Enum):

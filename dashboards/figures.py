@@ -83,7 +83,7 @@ def trend(series: Mapping[date, Mapping[str, int]], lang: str) -> go.Figure:
     """Compliance rate per day (line) over devices per status per day (stacked areas)."""
     days = list(series)
     fig = go.Figure()
-    for status in ("compliant", "non_compliant", "missing", "offline", "unreachable"):
+    for status in DeviceStatus.group("evaluated"):
         st = DeviceStatus(status)
         fig.add_trace(go.Scatter(name=st.label(lang), x=days, y=[series[d].get(status, 0) for d in days],
                                  # one day (the first scan) has no area to fill: show its stacked points

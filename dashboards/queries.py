@@ -40,10 +40,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: Highest page number accepted (200 rows a page: 200 million rows); keeps OFFSET inside 64 bits.
 MAX_PAGE = 1_000_000
 STATUS_VALUES = tuple(s.value for s in DeviceStatus)
-#: Statuses of the per-agency stacked bars, in stacking order.
-AGENCY_BAR_STATUSES = ("compliant", "non_compliant", "unregistered", "missing", "offline", "unreachable")
-#: Statuses that count as "evaluated against a project" for the compliance rate.
-RATE_STATUSES = ("compliant", "non_compliant", "missing", "offline", "unreachable")
+AGENCY_BAR_STATUSES = DeviceStatus.group("charted")
+RATE_STATUSES = DeviceStatus.group("evaluated")
 
 LastObs = aliased(Observation, name="last_obs")
 
@@ -497,7 +495,7 @@ def project_summaries(session: Session, user: Any) -> list[dict[str, Any]]:
     return out
 
 
-FOUND_STATUSES = ("compliant", "non_compliant", "unreachable", "offline")
+FOUND_STATUSES = DeviceStatus.group("found")
 
 
 def _found_compliant(counts: Mapping[str, int]) -> dict[str, int]:

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from cctv_monitor.db import get_db
-from dashboards.sampledata import USERS, SampleData, seed
+from cctv_monitor.simulator.sampledata import USERS, SampleData, seed
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 

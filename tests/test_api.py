@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from dashboards.sampledata import CAMERA_PASSWORD
+from cctv_monitor.simulator.sampledata import CAMERA_PASSWORD
 from tests.dashboard_helpers import bearer, csrf_from, login, seeded
 
 

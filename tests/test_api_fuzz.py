@@ -9,7 +9,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from dashboards import sampledata
+from cctv_monitor.simulator import sampledata
 
 TOKEN = sampledata.USERS["admin"][3]
 

@@ -32,7 +32,7 @@ def server(tmp_path_factory) -> Iterator[tuple[str, object]]:
 
     from cctv_monitor import create_app
     from cctv_monitor.db import get_db
-    from dashboards.sampledata import seed
+    from cctv_monitor.simulator.sampledata import seed
 
     folder = tmp_path_factory.mktemp("browser")
     app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{folder / 'ui.sqlite3'}",

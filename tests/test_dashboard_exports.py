@@ -13,7 +13,7 @@ from cctv_monitor.cli import cli
 from cctv_monitor.db import get_db
 from cctv_monitor.models import User
 from dashboards.exports import safe_cell
-from dashboards.sampledata import CAMERA_PASSWORD, FORMULA_NAME
+from cctv_monitor.simulator.sampledata import CAMERA_PASSWORD, FORMULA_NAME
 from tests.dashboard_helpers import login, seeded
 
 

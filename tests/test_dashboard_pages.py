@@ -12,7 +12,7 @@ from sqlalchemy import select
 from cctv_monitor.db import get_db
 from cctv_monitor.models import Device, RegisterEntry, ScanSchedule, User
 from dashboards import i18n
-from dashboards.sampledata import CAMERA_PASSWORD
+from cctv_monitor.simulator.sampledata import CAMERA_PASSWORD
 from tests.dashboard_helpers import csrf_from, login, seeded
 
 PAGES = ["/", "/devices", "/projects", "/unregistered", "/scans", "/exports"]

@@ -22,7 +22,7 @@ from cctv_monitor import throttle
 from cctv_monitor.cli import cli
 from cctv_monitor.db import get_db
 from cctv_monitor.models import AuditEntry, AuthThrottle
-from dashboards.sampledata import USERS
+from cctv_monitor.simulator.sampledata import USERS
 from tests.dashboard_helpers import bearer, csrf_from, login, seeded
 
 REPO = Path(__file__).resolve().parent.parent

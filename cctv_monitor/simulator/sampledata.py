@@ -33,7 +33,7 @@ from cctv_monitor.models import (
     User,
 )
 from cctv_monitor.simulator.fleet import HOSTILE_LOCATION, HOSTILE_MODEL, HOSTILE_NAME
-from dashboards.security import hash_password, hash_token
+from cctv_monitor.accounts import hash_password, hash_token
 
 LOGGER = logging.getLogger(__name__)
 
