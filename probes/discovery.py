@@ -61,9 +61,11 @@ def parse_cidrs(cidrs: Iterable[str], *, limit: int = MAX_SWEEP_ADDRESSES) -> li
 
 
 async def sweep(cidrs: Sequence[str], ports: Sequence[int] = DEFAULT_PORTS, *, concurrency: int = 256,
-                timeout_s: float = 1.5) -> list[Target]:
+                timeout_s: float = 1.5, late: set[str] | None = None) -> list[Target]:
     """Hosts in ``cidrs`` that answer an unauthenticated ONVIF GetSystemDateAndTime on one of ``ports``,
     or whose web server there identifies as Hikvision or Dahua (ONVIF off: read through the vendor API).
+    ``late``, when given, receives the ``host:port`` of those that answered only when asked again with
+    more time (slow devices, which a scan best probes first).
 
     Each host is reported once, on the first port in ``ports`` order that answered.
     """
@@ -101,6 +103,8 @@ async def sweep(cidrs: Sequence[str], ports: Sequence[int] = DEFAULT_PORTS, *, c
         if slow:
             again, ignored = iter(slow), []
             await asyncio.gather(*(worker(again, 2 * timeout_s, ignored) for _ in range(min(concurrency, len(slow)))))
+            if late is not None:
+                late.update(Target(host, port).address for host, port in slow if port in found.get(host, ()))
     order = {p: i for i, p in enumerate(ports)}
     targets = [Target(host, min(found[host], key=lambda p: order[p])) for host in hosts if host in found]
     LOGGER.info("sweep of %d addresses x %d ports found %d ONVIF devices in %.1f s", len(hosts), len(ports),

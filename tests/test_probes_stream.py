@@ -58,8 +58,9 @@ def test_measured_streams_match_the_fleet_file(demo_streams):
             assert obs.status is ProbeStatus.ONVIF_DISABLED and not obs.stream_checks
             continue
         if "onvif" not in cam.get("protocols", ["onvif"]):
-            # Read through ISAPI/Dahua: the main stream of the device (a recorder's channel 1) at the vendor path.
-            [check] = obs.stream_checks
+            # Read through ISAPI/Dahua: the main stream of the device (a recorder's channel 1) at the vendor path
+            # comes first; a recorder adds one check per online channel behind it.
+            check = obs.stream_checks[0]
             assert check.ok and (check.width, check.height) == (1920, 1080), (sim.name, check.error)
             continue
         main = cam["profiles"][0]
