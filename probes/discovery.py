@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -61,11 +61,9 @@ def parse_cidrs(cidrs: Iterable[str], *, limit: int = MAX_SWEEP_ADDRESSES) -> li
 
 
 async def sweep(cidrs: Sequence[str], ports: Sequence[int] = DEFAULT_PORTS, *, concurrency: int = 256,
-                timeout_s: float = 1.5, late: set[str] | None = None) -> list[Target]:
+                timeout_s: float = 1.5) -> list[Target]:
     """Hosts in ``cidrs`` that answer an unauthenticated ONVIF GetSystemDateAndTime on one of ``ports``,
     or whose web server there identifies as Hikvision or Dahua (ONVIF off: read through the vendor API).
-    ``late``, when given, receives the ``host:port`` of those that answered only when asked again with
-    more time (slow devices, which a scan best probes first).
 
     Each host is reported once, on the first port in ``ports`` order that answered.
     """
@@ -86,25 +84,14 @@ async def sweep(cidrs: Sequence[str], ports: Sequence[int] = DEFAULT_PORTS, *, c
     async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
                                      trust_env=False, auto_decompress=False) as session:
 
-        async def worker(queue: Iterator[tuple[str, int]], wait_s: float, slow: list[tuple[str, int]]) -> None:
-            for host, port in queue:
-                answer = await _answers_onvif(session, host, port, body, wait_s)
-                if answer == "timeout":
-                    slow.append((host, port))
+        async def worker() -> None:
+            for host, port in pairs:
+                answer = await _answers_onvif(session, host, port, body, timeout_s)
                 # A web server that is no ONVIF device may be a Hikvision/Dahua with ONVIF off: keep it too.
-                elif answer == "onvif" or (answer == "http" and await _answers_vendor(session, host, port, wait_s)):
+                if answer == "onvif" or (answer == "http" and await _answers_vendor(session, host, port, timeout_s)):
                     found.setdefault(host, set()).add(port)
 
-        # Addresses that connected or were refused are settled in one pass; those whose reply did not come in
-        # time (a busy camera, a lost packet) are asked once more with twice the time, so a camera that was
-        # merely slow is not reported missing. Refused and unreachable addresses cost nothing extra.
-        slow: list[tuple[str, int]] = []
-        await asyncio.gather(*(worker(pairs, timeout_s, slow) for _ in range(min(concurrency, len(hosts) * len(ports) or 1))))
-        if slow:
-            again, ignored = iter(slow), []
-            await asyncio.gather(*(worker(again, 2 * timeout_s, ignored) for _ in range(min(concurrency, len(slow)))))
-            if late is not None:
-                late.update(Target(host, port).address for host, port in slow if port in found.get(host, ()))
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, len(hosts) * len(ports) or 1))))
     order = {p: i for i, p in enumerate(ports)}
     targets = [Target(host, min(found[host], key=lambda p: order[p])) for host in hosts if host in found]
     LOGGER.info("sweep of %d addresses x %d ports found %d ONVIF devices in %.1f s", len(hosts), len(ports),
@@ -131,8 +118,7 @@ async def _answers_vendor(session: aiohttp.ClientSession, host: str, port: int, 
 async def _answers_onvif(session: aiohttp.ClientSession, host: str, port: int, body: bytes,
                          timeout_s: float) -> str | None:
     """"onvif" when host:port answers GetSystemDateAndTime with SOAP (a reply or a SOAP fault), "http" when
-    an HTTP server answered something else, "timeout" when no whole reply came in time, None when nothing
-    answered (refused, unreachable, broken or oversized reply)."""
+    an HTTP server answered something else, None when nothing answered."""
     scheme = "https" if port == 443 else "http"
     bracketed = f"[{host}]" if ":" in host else host
     url = f"{scheme}://{bracketed}:{port}{DEFAULT_PATH}"
@@ -142,9 +128,7 @@ async def _answers_onvif(session: aiohttp.ClientSession, host: str, port: int, b
         async with asyncio.timeout(timeout_s):
             async with session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
                 content = await read_capped(resp, _SWEEP_REPLY_CAP)
-    except (TimeoutError, aiohttp.ServerTimeoutError):
-        return "timeout"
-    except (aiohttp.ClientError, OSError, ValueError, ProbeError):
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError, ProbeError):
         return None
     if content is None:
         return None  # over the sweep's cap: no ONVIF device answers GetSystemDateAndTime with that much

@@ -143,17 +143,15 @@ def discover(scope: ScanScope, ingestor: Ingestor, settings: ScanSettings) -> li
     from probes.discovery import sweep
 
     found: dict[str, Target] = {}
-    late: set[str] = set()  # answered the sweep only when asked again with more time: slow devices
 
     async def run_sweeps() -> None:
         for ports, cidrs in scope.cidrs_by_ports.items():
-            for target in await sweep(cidrs, ports, concurrency=256, timeout_s=min(settings.probe_timeout_s, 2.0),
-                                      late=late):
+            for target in await sweep(cidrs, ports, concurrency=256, timeout_s=min(settings.probe_timeout_s, 2.0)):
                 found.setdefault(target.address, target)
 
     if scope.cidrs_by_ports:
         asyncio.run(run_sweeps())
-    answered = set(found) - late
+    answered = set(found)
     for target in scope.explicit:
         found.setdefault(target.address, target)
     site_ids = {s.id for s in scope.sites}
@@ -177,7 +175,7 @@ def discover(scope: ScanScope, ingestor: Ingestor, settings: ScanSettings) -> li
             except ValueError:
                 continue
             found.setdefault(target.address, target)
-    # Addresses that did not answer the sweep, or only late (hung, dripping, very slow or gone), are probed first: their
+    # Addresses that did not answer the sweep (hung, dripping, very slow or gone) are probed first: their
     # timeouts then overlap the bulk of the scan instead of trailing it (longest jobs first).
     return sorted(found.values(), key=lambda t: (t.address in answered, _sort_key(t.host, t.port)))
 
