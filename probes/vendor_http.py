@@ -21,6 +21,8 @@ from lxml import etree
 
 from probes.errors import AuthFailed, Locked, MalformedReply, ProbeError, ProbeTimeout, ReplyTooLarge, Unreachable
 from probes.soap import ACCEPT_ENCODING, read_capped
+# One namespace-agnostic XML walk for SOAP and the vendor APIs (ver10 and ver20 alike).
+from probes.soap import child as find, children as findall, local  # noqa: F401 - used by isapi/dahua too
 
 MAX_REPLY_BYTES = 2 * 1024 * 1024
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False,
@@ -173,26 +175,6 @@ def parse_xml(reply: HttpReply, what: str) -> Any:
     if root is None:
         raise MalformedReply(f"{what}: empty XML reply")
     return root
-
-
-def local(tag: Any) -> str:
-    """Local name of an lxml tag ('' for comments)."""
-    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
-
-
-def find(element: Any, *names: str) -> Any:
-    """Descendant by a path of local names (namespace-agnostic, ver10 and ver20 alike), or None."""
-    current = element
-    for name in names:
-        if current is None:
-            return None
-        current = next((c for c in current if local(c.tag) == name), None)
-    return current
-
-
-def findall(element: Any, name: str) -> list[Any]:
-    """Direct children with local name ``name``."""
-    return [] if element is None else [c for c in element if local(c.tag) == name]
 
 
 def text(element: Any, *names: str) -> str | None:
