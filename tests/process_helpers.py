@@ -52,6 +52,27 @@ def port_closed(host: str, port: int) -> bool:
     return False
 
 
+def _assert_session_gone(proc: subprocess.Popen) -> None:
+    """Fail when anything of ``proc``'s session outlives it (children get a moment after the parent)."""
+    deadline = time.monotonic() + 5
+    while session_members(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = session_members(proc.pid)
+    assert not left, f"processes left behind by {list(proc.args)[:3]}: {left}"
+
+
+def _kill_session(proc: subprocess.Popen) -> None:
+    """SIGKILL every process of ``proc``'s session, then ``proc`` itself."""
+    for pid in session_members(proc.pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+
+
 def end(proc: subprocess.Popen, sig: int = signal.SIGTERM, *, timeout_s: float = 60,
         ports: Sequence[tuple[str, int]] = ()) -> str:
     """Stop ``proc`` with ``sig`` (if still running), return its remaining output, check nothing is left.
@@ -67,23 +88,12 @@ def end(proc: subprocess.Popen, sig: int = signal.SIGTERM, *, timeout_s: float =
             out, _ = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             raise AssertionError(f"{proc.args[:3]} did not stop within {timeout_s} s of signal {sig}") from None
-        deadline = time.monotonic() + 5  # children may need a moment after the parent has gone
-        while session_members(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        left = session_members(proc.pid)
-        assert not left, f"processes left behind by {proc.args[:3]}: {left}"
+        _assert_session_gone(proc)
         busy = [f"{h}:{p}" for h, p in ports if not port_closed(h, p)]
         assert not busy, f"ports still open after {proc.args[:3]} stopped: {busy}"
         return out or ""
     finally:
-        for pid in session_members(proc.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        _kill_session(proc)
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
@@ -97,18 +107,7 @@ def run(cmd: Sequence[str], *, timeout_s: float, cwd: str | None = None,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout_s)
-        deadline = time.monotonic() + 5
-        while session_members(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        left = session_members(proc.pid)
-        assert not left, f"processes left behind by {list(cmd)[:3]}: {left}"
+        _assert_session_gone(proc)
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     finally:
-        for pid in session_members(proc.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        _kill_session(proc)

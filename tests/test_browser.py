@@ -8,28 +8,21 @@ Screenshots of each page, in Thai and English, go to test-artifacts/screenshots/
 from __future__ import annotations
 
 import shutil
-import threading
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from tests.browser_helpers import SHOTS, chromium, login, need_chromium, served, watched_page
+
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 CHARTS = ("chart-agency", "chart-trend", "chart-resolution", "chart-codec", "chart-findings")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[tuple[str, object]]:
     """The app with sample data, served by werkzeug on 127.0.0.1 (ephemeral port) in a thread."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not installed (Debian package chromium, see Makefile DEB_PACKAGES)")
-    from werkzeug.serving import make_server
-
+    need_chromium()
     from cctv_monitor import create_app
     from cctv_monitor.db import get_db
     from cctv_monitor.simulator.sampledata import seed
@@ -39,69 +32,25 @@ def server(tmp_path_factory) -> Iterator[tuple[str, object]]:
                       "SECRET_KEY": "browser-test", "INSTANCE_PATH": str(folder / "instance")})
     with get_db(app).session_scope() as session:
         data = seed(session, extra_devices=150, days=120)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    SHOTS.mkdir(parents=True, exist_ok=True)
     try:
-        yield f"http://127.0.0.1:{httpd.server_port}", data
+        with served(app) as base:
+            yield base, data
     finally:
-        httpd.shutdown()
-        thread.join(timeout=10)
         get_db(app).dispose()
 
 
 @pytest.fixture(scope="module")
 def browser(server):
     """One headless Chromium for the module."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
-
-
-class Watch:
-    """Collects console errors, page errors and dialogs of one page."""
-
-    def __init__(self, page) -> None:
-        """Attach the listeners."""
-        self.problems: list[str] = []
-        page.on("console", lambda msg: self.problems.append(f"console {msg.type}: {msg.text}")
-                if msg.type == "error" else None)
-        page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
-        page.on("dialog", self._dialog)
-
-    def _dialog(self, dialog) -> None:
-        self.problems.append(f"dialog opened: {dialog.message}")
-        dialog.dismiss()
-
-    def check(self) -> None:
-        """Fail the test if anything went wrong."""
-        assert not self.problems, self.problems
+    with chromium() as instance:
+        yield instance
 
 
 @pytest.fixture
 def page(browser, server):
     """A fresh page (own cookies) with problem watching."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    pg = context.new_page()
-    pg.set_default_timeout(20_000)
-    watch = Watch(pg)
-    yield pg
-    context.close()
-    watch.check()
-
-
-def _login(page, base: str, username: str = "admin", password: str = "admin-pass-2567") -> None:
-    page.goto(f"{base}/login")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("#login-submit")
-    page.wait_for_url(f"{base}/")
+    with watched_page(browser, accept_downloads=True) as pg:
+        yield pg
 
 
 def _wait_charts(page) -> None:
@@ -119,7 +68,7 @@ def test_login_overview_charts_and_every_page_in_both_languages(page, server):
     page.goto(f"{base}/devices")
     assert "/login" in page.url
     _shot(page, "login-th")
-    _login(page, base)
+    login(page, base)
     pages = [("overview", "/"), ("devices", "/devices"), ("device", f"/devices/{data.devices['127.0.1.17:8000']}"),
              ("device-hostile", f"/devices/{data.hostile_device_id}"), ("projects", "/projects"),
              ("project", f"/projects/{data.projects['CR-MS-2567-003']}"), ("unregistered", "/unregistered"),
@@ -148,7 +97,7 @@ def test_login_overview_charts_and_every_page_in_both_languages(page, server):
 def test_thai_font_is_loaded(page, server):
     """The Sarabun webfont served by the app is what the page uses for Thai."""
     base, _ = server
-    _login(page, base)
+    login(page, base)
     assert page.evaluate("document.fonts.check('16px Sarabun', 'ภาพรวม')")
     page.evaluate("document.fonts.ready")
     loaded = page.evaluate("Array.from(document.fonts).filter(f => f.status === 'loaded').map(f => f.family)")
@@ -158,7 +107,7 @@ def test_thai_font_is_loaded(page, server):
 def test_hostile_name_renders_as_text(page, server):
     """The <script> camera name appears as visible text; no script ran (no dialog, checked by the fixture)."""
     base, data = server
-    _login(page, base)
+    login(page, base)
     page.goto(f"{base}/devices/{data.hostile_device_id}")
     assert page.inner_text("#device-name").startswith("<script>alert(1)</script>")
     assert page.locator("img[src='x']").count() == 0
@@ -167,7 +116,7 @@ def test_hostile_name_renders_as_text(page, server):
 def test_filter_device_table_and_open_device(page, server):
     """Choosing a status filter reloads the table with that status only; a row opens the device."""
     base, data = server
-    _login(page, base)
+    login(page, base)
     page.goto(f"{base}/devices")
     page.select_option("#filter-status", "non_compliant")
     page.wait_for_url(lambda url: "status=non_compliant" in url)
@@ -186,7 +135,7 @@ def test_filter_device_table_and_open_device(page, server):
 def test_assign_unregistered_device(page, server):
     """Tick an unregistered camera, pick project and site, submit: it leaves the list."""
     base, data = server
-    _login(page, base)
+    login(page, base)
     page.goto(f"{base}/unregistered")
     target = data.devices["127.0.1.30:8000"]
     page.check(f"input.row-select[value='{target}']")
@@ -201,7 +150,7 @@ def test_assign_unregistered_device(page, server):
 def test_export_csv_download(page, server, tmp_path):
     """The export link downloads a CSV with a BOM and Thai headers, filtered like the table."""
     base, _ = server
-    _login(page, base)
+    login(page, base)
     page.goto(f"{base}/exports?status=missing")
     with page.expect_download() as info:
         page.click("#export-csv")
@@ -217,7 +166,7 @@ def test_export_csv_download(page, server, tmp_path):
 def test_technician_sees_own_agency_only(page, server):
     """tech-wiang's overview and table hold Wiang Phang Kham only."""
     base, data = server
-    _login(page, base, "tech-wiang", "tech-wiang-2567")
+    login(page, base, "tech-wiang", "tech-wiang-2567")
     _wait_charts(page)
     _shot(page, "overview-technician-th")
     page.goto(f"{base}/devices?per_page=200")

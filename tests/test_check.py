@@ -15,6 +15,7 @@ import yaml
 from sqlalchemy import select
 
 from cctv_monitor.cli import cli
+from tests.browser_helpers import chromium, need_chromium
 from cctv_monitor.models import Device, RegisterEntry, ScanRun
 from cctv_monitor.report import thai_date
 
@@ -149,27 +150,20 @@ def test_check_usage_errors_exit_2(runner, projects, args, message, monkeypatch)
 @pytest.mark.browser
 def test_report_renders_in_chromium(runner, projects, tmp_path):
     """Both reports open in a real Chromium: the verdicts are visible text, printable to PDF."""
-    from playwright.sync_api import sync_playwright
-
+    need_chromium()
     paths = {}
     for code in ("TEST-OK", "TEST-LOW"):
         paths[code] = tmp_path / f"{code}.html"
         runner.invoke(cli, args=["check", "--project", code, "--no-streams", "--report", str(paths[code])])
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                           "--disable-component-update", "--disable-sync", "--no-first-run"])
-        try:
-            page = browser.new_page()
-            for code, expect in (("TEST-OK", "ผ่าน"), ("TEST-LOW", "ไม่ผ่าน")):
-                page.goto(paths[code].as_uri())
-                assert page.locator(".verdict").inner_text() == expect
-                # the embedded Thai font loaded (not a fallback box font)
-                assert page.evaluate("document.fonts.check('16px ReportThai', 'ผ่าน')")
-                pdf = page.pdf(format="A4", landscape=True)
-                assert pdf.startswith(b"%PDF") and len(pdf) > 20_000
-                png = page.screenshot(full_page=True)
-                assert png.startswith(b"\x89PNG")
-                (tmp_path / f"{code}.png").write_bytes(png)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page()
+        for code, expect in (("TEST-OK", "ผ่าน"), ("TEST-LOW", "ไม่ผ่าน")):
+            page.goto(paths[code].as_uri())
+            assert page.locator(".verdict").inner_text() == expect
+            # the embedded Thai font loaded (not a fallback box font)
+            assert page.evaluate("document.fonts.check('16px ReportThai', 'ผ่าน')")
+            pdf = page.pdf(format="A4", landscape=True)
+            assert pdf.startswith(b"%PDF") and len(pdf) > 20_000
+            png = page.screenshot(full_page=True)
+            assert png.startswith(b"\x89PNG")
+            (tmp_path / f"{code}.png").write_bytes(png)

@@ -18,6 +18,7 @@ import yaml
 from sqlalchemy import select
 
 from cctv_monitor.cli import cli
+from tests.browser_helpers import chromium, need_chromium
 from cctv_monitor.models import ScanRun, Site
 
 REPO = Path(__file__).resolve().parent.parent
@@ -218,8 +219,7 @@ NAMES = {"ONVIF", "RTSP", "fps", "kbps", "MP", "H264", "H265", "cctv-monitor", "
 @pytest.mark.browser
 def test_thai_report_in_chromium(runner, fleet, tmp_path):
     """Register labels, firmware minimum of the camera's own model, "not checked" streams, ≥, no English."""
-    from playwright.sync_api import sync_playwright
-
+    need_chromium()
     assert runner.invoke(cli, args=["import-profiles", str(REPO / "config" / "profiles")]).exit_code == 0
     rows = [("ตลาด-01", "c0:56:e3:79:01:0b"), ("ตลาด-02", "c0:56:e3:79:01:0c"), ("สะพาน-01", "c0:56:e3:79:02:0b")]
     path = _write_csv(tmp_path / "r.csv", "TEST-RPT", "127.79.1.11-127.79.1.13 127.79.2.11", rows)
@@ -229,43 +229,37 @@ def test_thai_report_in_chromium(runner, fleet, tmp_path):
     out = runner.invoke(cli, args=["check", "--project", "TEST-RPT", "--no-streams", "--report", str(report),
                                    "--user", "admin", "--password", "WRONG", "--operator", "สมชาย ใจดี"])
     assert out.exit_code == 1, out.output
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                           "--disable-component-update", "--disable-sync", "--no-first-run"])
-        try:
-            page = browser.new_page()
-            page.goto(report.as_uri())
-            (tmp_path / "report.png").write_bytes(page.screenshot(full_page=True))  # for a human look
-            labels = page.locator("td.label").all_inner_texts()
-            assert labels == ["ตลาด-01", "ตลาด-02", "-", "สะพาน-01"]
-            assert "ไม่ยอมรับรหัสผ่านที่ระบุในคำสั่งตรวจ (ผู้ใช้ admin)" in page.locator("p.warning").inner_text()
-            credentials = page.locator("td.credential").all_inner_texts()
-            assert credentials[0].startswith("admin (ที่บันทึกไว้ของจุดติดตั้ง market)")
-            text = page.locator("body").inner_text()
-            # the firmware row of each camera names only its own model's minimum
-            assert text.count("≥ V5.7.0 build 220000 (DS-2CD2T47G2-L)") == 2
-            assert "DS-2CD1043G2-I" not in text
-            assert text.count("ไม่มีเกณฑ์ขั้นต่ำสำหรับรุ่นนี้") == 1  # the IPC-HFW2431S
-            assert page.locator("td.result.not_checked").count() == 3 * 3  # stream rows of 3 readable cameras
-            assert ">=" not in text and "<=" not in text and "≥" in text
-            # no English outside names: drop what cameras, the register and the project files say
-            names = set(NAMES)
-            for selector in ("td.label", "h2"):
-                names.update(w for t in page.locator(selector).all_inner_texts() for w in t.split())
-            names.update(["Hikvision", "DS-2CD2T47G2-L", "Dahua", "IPC-HFW2431S", "fixed_outdoor", "TEST-RPT", "admin",
-                          "market", "WRONG"])
-            for cam in FLEET["cameras"]:  # serials and firmware versions ("V5.7.11 build 230428") are names
-                names.update([cam["serial"], *cam["firmware"].split()])
-            names.update(BASE_CAM["firmware"].split() + "V5.7.0 build 220000".split())
-            import re
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(report.as_uri())
+        (tmp_path / "report.png").write_bytes(page.screenshot(full_page=True))  # for a human look
+        labels = page.locator("td.label").all_inner_texts()
+        assert labels == ["ตลาด-01", "ตลาด-02", "-", "สะพาน-01"]
+        assert "ไม่ยอมรับรหัสผ่านที่ระบุในคำสั่งตรวจ (ผู้ใช้ admin)" in page.locator("p.warning").inner_text()
+        credentials = page.locator("td.credential").all_inner_texts()
+        assert credentials[0].startswith("admin (ที่บันทึกไว้ของจุดติดตั้ง market)")
+        text = page.locator("body").inner_text()
+        # the firmware row of each camera names only its own model's minimum
+        assert text.count("≥ V5.7.0 build 220000 (DS-2CD2T47G2-L)") == 2
+        assert "DS-2CD1043G2-I" not in text
+        assert text.count("ไม่มีเกณฑ์ขั้นต่ำสำหรับรุ่นนี้") == 1  # the IPC-HFW2431S
+        assert page.locator("td.result.not_checked").count() == 3 * 3  # stream rows of 3 readable cameras
+        assert ">=" not in text and "<=" not in text and "≥" in text
+        # no English outside names: drop what cameras, the register and the project files say
+        names = set(NAMES)
+        for selector in ("td.label", "h2"):
+            names.update(w for t in page.locator(selector).all_inner_texts() for w in t.split())
+        names.update(["Hikvision", "DS-2CD2T47G2-L", "Dahua", "IPC-HFW2431S", "fixed_outdoor", "TEST-RPT", "admin",
+                      "market", "WRONG"])
+        for cam in FLEET["cameras"]:  # serials and firmware versions ("V5.7.11 build 230428") are names
+            names.update([cam["serial"], *cam["firmware"].split()])
+        names.update(BASE_CAM["firmware"].split() + "V5.7.0 build 220000".split())
+        import re
 
-            words = {w for w in re.findall(r"[A-Za-z][A-Za-z0-9_.:-]*", text)}
-            english = {w for w in words if w not in names and not re.fullmatch(r"[A-Za-z]?[0-9a-fA-F:._-]+", w)
-                       and not any(w in n for n in names) and len(w) > 1}
-            assert not english, english
-        finally:
-            browser.close()
+        words = {w for w in re.findall(r"[A-Za-z][A-Za-z0-9_.:-]*", text)}
+        english = {w for w in words if w not in names and not re.fullmatch(r"[A-Za-z]?[0-9a-fA-F:._-]+", w)
+                   and not any(w in n for n in names) and len(w) > 1}
+        assert not english, english
 
 
 # -- item 7: why a camera is unreachable, in the scan summary, `devices` and the dashboard ------------------

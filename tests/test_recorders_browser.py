@@ -7,14 +7,12 @@ scanned; then the dashboard is served on 127.0.0.1 and read as a user would.
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 from sqlalchemy import select
 
-from tests.test_browser import ARGS, CHROMIUM, SHOTS, Watch, _login
+from tests.browser_helpers import SHOTS, chromium, login, need_chromium, served, watched_page
 from tests.test_recorders import control_room, import_control_room
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -26,10 +24,7 @@ PASSWORD = "recorder-pass-2567"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[tuple[str, dict[str, int]]]:
     """Scan the control room into a fresh SQLite database and serve the dashboard (ids by device key)."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not installed (Debian package chromium, see Makefile DEB_PACKAGES)")
-    from werkzeug.serving import make_server
-
+    need_chromium()
     from cctv_monitor import create_app
     from cctv_monitor.accounts import save_user
     from cctv_monitor.db import get_db
@@ -60,47 +55,31 @@ def server(tmp_path_factory) -> Iterator[tuple[str, dict[str, int]]]:
         for device in session.scalars(select(Device)):
             base, channel = split_channel(device.address)
             ids[base.rpartition(":")[0] + (f"/ch{channel}" if channel is not None else "")] = device.id
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    SHOTS.mkdir(parents=True, exist_ok=True)
     try:
-        yield f"http://127.0.0.1:{httpd.server_port}", ids
+        with served(app) as base:
+            yield base, ids
     finally:
-        httpd.shutdown()
-        thread.join(timeout=10)
         database.dispose()
 
 
 @pytest.fixture(scope="module")
 def browser(server):
     """One headless Chromium for the module."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with chromium() as instance:
+        yield instance
 
 
 @pytest.fixture
 def page(browser, server):
     """A fresh page with problem watching (console errors, page errors, dialogs fail the test)."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = context.new_page()
-    pg.set_default_timeout(20_000)
-    watch = Watch(pg)
-    yield pg
-    context.close()
-    watch.check()
+    with watched_page(browser) as pg:
+        yield pg
 
 
 def test_recorder_page_channels_disks_and_the_camera_behind_it(page, server):
     """Recorder detail lists 8 channels and its disk; a channel's page names the recorder and channel."""
     base, ids = server
-    _login(page, base, "auditor", PASSWORD)
+    login(page, base, "auditor", PASSWORD)
     assert page.locator("#tile-behind-recorders .tile-count").inner_text() == "8"
     page.goto(f"{base}/devices/{ids['127.78.8.11']}")
     rows = page.locator("#recorder-channels tbody tr")
@@ -124,7 +103,7 @@ def test_recorder_page_channels_disks_and_the_camera_behind_it(page, server):
 def test_device_table_filters_cameras_behind_a_recorder(page, server):
     """'Behind a recorder' keeps the 8 channel devices; 'own address' keeps the recorder and the two cameras."""
     base, ids = server
-    _login(page, base, "auditor", PASSWORD)
+    login(page, base, "auditor", PASSWORD)
     page.goto(f"{base}/devices")
     page.select_option("#filter-behind", "yes")
     page.wait_for_url(lambda url: "behind=yes" in url)
@@ -140,7 +119,7 @@ def test_device_table_filters_cameras_behind_a_recorder(page, server):
 def test_api_gives_recorder_and_channel(page, server):
     """The JSON API lists the same 8 cameras behind the recorder, each with its recorder and channel."""
     base, ids = server
-    _login(page, base, "auditor", PASSWORD)
+    login(page, base, "auditor", PASSWORD)
     reply = page.request.get(f"{base}/api/v1/devices?behind=yes")
     assert reply.status == 200, reply.text()
     items = reply.json()["items"]
