@@ -80,10 +80,11 @@ def run_check(app: Flask, code: str, *, cidr: str | None = None, user: str | Non
                                if not (mac and mac in seen_macs) and not (serial and serial in seen_serials)]
     with database.session_scope() as session:
         project = session.scalar(select(Project).where(Project.code == code))
+        sites = ", ".join(f"{s.code} ({', '.join(map(str, s.address_ranges or []))})" for s in project.sites)
         result = build_check_result(
             project=project, spec=spec, observations=found, operator=operator,
-            scope_text=f"ช่วงที่อยู่ {cidr}" if cidr else "ทุกสถานที่ติดตั้งของโครงการ "
-            + ", ".join(f"{s.code} ({', '.join(map(str, s.address_ranges or []))})" for s in project.sites),
+            scope_text=f"ช่วงที่อยู่ {cidr}" if cidr else f"ทุกสถานที่ติดตั้งของโครงการ {sites}",
+            scope_text_en=f"address range {cidr}" if cidr else f"every site of the project: {sites}",
             registered_macs=[m for m, _, _ in entries if m], registered_serials=[s for _, s, _ in entries if s],
             missing_register=missing, run_id=run_id, with_streams=with_streams, register_labels=labels,
             typed_user=user)

@@ -177,6 +177,7 @@ class CheckResult:
     run_id: int | None = None
     with_streams: bool = False
     typed_user: str | None = None  # the ONVIF user typed with --user, if any
+    scope_text_en: str | None = None  # the scope in English, for the English command-line output
 
     @property
     def typed_rejected_by(self) -> list[CameraVerdict]:
@@ -204,7 +205,8 @@ class CheckResult:
         return {
             "project": self.project_code, "approval_ref": self.approval_ref, "agency": self.agency_name_th,
             "spec_profile": self.spec_code, "checked_at": self.checked_at.isoformat(), "operator": self.operator,
-            "scope": self.scope_text, "approved_count": self.approved_count, "found_count": self.found_count,
+            "scope": self.scope_text, "scope_en": self.scope_text_en or self.scope_text,
+            "approved_count": self.approved_count, "found_count": self.found_count,
             "passed_count": self.passed_count, "passed": self.passed, "run_id": self.run_id,
             "typed_user": self.typed_user,
             "typed_credential_rejected_by": [c.address for c in self.typed_rejected_by],
@@ -367,7 +369,7 @@ def _th_symbols(text: str) -> str:
 
 
 def build_check_result(*, project: Any, spec: Spec, observations: Iterable[ObsData], operator: str,
-                       scope_text: str, registered_macs: Iterable[str] = (), registered_serials: Iterable[str] = (),
+                       scope_text: str, scope_text_en: str | None = None, registered_macs: Iterable[str] = (), registered_serials: Iterable[str] = (),
                        missing_register: Sequence[str] = (), run_id: int | None = None,
                        with_streams: bool = False, checked_at: datetime | None = None,
                        register_labels: Mapping[str, str] | None = None,
@@ -407,7 +409,8 @@ def build_check_result(*, project: Any, spec: Spec, observations: Iterable[ObsDa
         approval_date=project.approval_date, agency_name_th=agency.name_th, agency_name_en=agency.name_en,
         spec_code=spec.code, spec_name_th=spec.name_th, checked_at=checked_at or datetime.now(timezone.utc),
         operator=operator, scope_text=scope_text, approved_count=project.approved_count or 0, cameras=cameras,
-        project_findings=project_findings, run_id=run_id, with_streams=with_streams, typed_user=typed_user)
+        project_findings=project_findings, run_id=run_id, with_streams=with_streams, typed_user=typed_user,
+        scope_text_en=scope_text_en)
 
 
 def _addr_key(address: str) -> tuple[int, ...]:

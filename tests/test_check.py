@@ -89,11 +89,15 @@ def test_compliant_project_passes_and_registers(runner, session, projects, tmp_p
     assert result.exit_code == 0, result.output
     assert "VERDICT: PASS" in result.output and "2 device(s) added to the register" in result.output
     assert "127.78.1.11" in result.output and "resolution" in result.output
+    # the English output names the scope in English; the Thai report in Thai
+    assert "Acceptance check of TEST-OK (every site of the project: " in result.output
+    assert "ทุกสถานที่" not in result.output
     entries = session.scalars(select(RegisterEntry)).all()
     assert sorted(e.mac for e in entries) == ["c0:56:e3:78:01:0b", "c0:56:e3:78:01:0c"]
     assert {e.added_by for e in entries} == {"check --register"}
     assert {d.status for d in session.scalars(select(Device))} == {"compliant"}
     html = report.read_text()
+    assert "ทุกสถานที่ติดตั้งของโครงการ" in html
     assert '<span class="verdict pass">ผ่าน</span>' in html and "ชร 0023.3/9999" in html and "สมชาย ใจดี" in html
     assert "&lt;b&gt;ok-1&lt;/b&gt;" in html and "<b>ok-1</b>" not in html  # camera strings escaped
     assert "๑๔ กุมภาพันธ์ ๒๕๖๘" in html  # approval date, Buddhist era, Thai digits
@@ -128,6 +132,7 @@ def test_check_range_and_credentials(runner, projects):
     ok = runner.invoke(cli, args=["check", "--project", "TEST-OK", "--range", "127.78.1.0/24", "--no-streams",
                                   "--user", "admin", "--password", "Demo#2567"])
     assert ok.exit_code == 0, ok.output
+    assert "(address range 127.78.1.0/24)" in ok.output
     # a wrong user first: the site's stored credentials still get the cameras read
     wrong = runner.invoke(cli, args=["check", "--project", "TEST-OK", "--no-streams", "--user", "x",
                                      "--password", "y"])

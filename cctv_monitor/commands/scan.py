@@ -292,7 +292,7 @@ def _table(rows: list[tuple[str, ...]]) -> None:
 
 
 def _print_verdict(result: Any, registered: int, report_path: str | None, detail: bool = False) -> None:
-    click.echo(f"Acceptance check of {result.project_code} ({result.scope_text}), spec {result.spec_code}")
+    click.echo(f"Acceptance check of {result.project_code} ({result.scope_text_en or result.scope_text}), spec {result.spec_code}")
     table = [("#", "address", "label", "model", "accepted user", "result", "failing")]
     for i, cam in enumerate(result.cameras, 1):
         model = _short(f"{cam.manufacturer or '-'} {cam.model or ''}".strip(), 30)
