@@ -12,7 +12,9 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import yaml
@@ -29,7 +31,7 @@ RANGE = "127.81.0.0/27"
 pytestmark = pytest.mark.slow
 
 
-def slow_fleet(n: int = 12, delay_s: float = 0.4) -> dict:
+def slow_fleet(n: int = 8, delay_s: float = 0.25) -> dict:
     cams = []
     for i in range(n):
         cam = copy.deepcopy(BASE)
@@ -41,14 +43,24 @@ def slow_fleet(n: int = 12, delay_s: float = 0.4) -> dict:
     return {"fleet": "slow", "defaults": defaults, "cameras": cams}
 
 
-def _scan_process(app, port: int) -> subprocess.Popen:
+@contextmanager
+def scan_process(app, port: int) -> Iterator[subprocess.Popen]:
+    """``cctv-monitor scan`` of RANGE as a child process; killed (if still alive) and its pipes closed on exit."""
     env = dict(os.environ, CCTV_DATABASE_URL=app.config["DATABASE_URL"], CCTV_INSTANCE_PATH=app.instance_path,
                CCTV_PROBE_CONCURRENCY="2", CCTV_PROBE_TIMEOUT_S="10")
     code = (f"import sys\nfrom cctv_monitor import config\nconfig.Config.ONVIF_PORTS = [{port}]\n"
             "from cctv_monitor.cli import main\nsys.argv = ['cctv-monitor', 'scan', '--range', sys.argv[1], "
             "'--no-progress']\nmain()\n")
-    return subprocess.Popen([sys.executable, "-c", code, RANGE], env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", code, RANGE], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
 
 
 @pytest.fixture
@@ -64,8 +76,7 @@ def test_sigkill_mid_scan_leaves_database_consistent(app, session, site):
 
     with running_fleet(slow_fleet()) as fleet:
         port = fleet.cameras[0].port
-        proc = _scan_process(app, port)
-        try:
+        with scan_process(app, port) as proc:
             deadline = time.monotonic() + 120
             done = 0
             while time.monotonic() < deadline and proc.poll() is None:
@@ -79,12 +90,6 @@ def test_sigkill_mid_scan_leaves_database_consistent(app, session, site):
             assert done >= 3, "the scan never recorded three cameras"
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-            proc.stderr.close()
 
         session.expire_all()
         run = session.scalar(select(ScanRun))
@@ -92,7 +97,7 @@ def test_sigkill_mid_scan_leaves_database_consistent(app, session, site):
         observations = session.scalars(select(Observation)).all()
         devices = {d.id: d for d in session.scalars(select(Device))}
         # consistent: every committed camera has its device, its observation and its counter together
-        assert len(observations) == run.done < 12
+        assert len(observations) == run.done < 8
         assert {o.device_id for o in observations} == set(devices)
         assert all(devices[o.device_id].last_observation_id == o.id for o in observations)
         assert all(d.status == "unregistered" and d.last_seen is not None for d in devices.values()), \
@@ -106,16 +111,15 @@ def test_sigkill_mid_scan_leaves_database_consistent(app, session, site):
     first = session.get(ScanRun, run.id)
     assert first.state == "interrupted" and "ended without finishing" in first.error
     assert session.get(ScanRun, second).state == "completed"
-    assert session.scalar(select(func.count()).select_from(Device)) == 12  # no duplicates after the rescan
-    assert session.get(ScanRun, second).done == 12
+    assert session.scalar(select(func.count()).select_from(Device)) == 8  # no duplicates after the rescan
+    assert session.get(ScanRun, second).done == 8
 
 
 def test_sigterm_marks_run_interrupted(app, session, site):
     from cctv_monitor.simulator.testing import running_fleet
 
     with running_fleet(slow_fleet(4, delay_s=0.5)) as fleet:
-        proc = _scan_process(app, fleet.cameras[0].port)
-        try:
+        with scan_process(app, fleet.cameras[0].port) as proc:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 session.expire_all()
@@ -125,10 +129,6 @@ def test_sigterm_marks_run_interrupted(app, session, site):
                 time.sleep(0.1)
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
     assert proc.returncode == 130, err
     session.expire_all()
     run = session.scalar(select(ScanRun))
@@ -210,18 +210,13 @@ def test_sigkill_at_twenty_random_moments_never_corrupts_and_the_next_scan_succe
         port = fleet.cameras[0].port
         # one whole scan process first: when its run row appears (start-up done) and when it exits
         started = time.monotonic()
-        proc = _scan_process(app, port)
         row_at = None
-        try:
+        with scan_process(app, port) as proc:
             while proc.poll() is None:
                 if row_at is None and _run_count(session):
                     row_at = time.monotonic() - started
                 time.sleep(0.05)
             _, err = proc.communicate(timeout=120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
         assert proc.returncode == 0, err
         lifetime = time.monotonic() - started
         row_at = row_at if row_at is not None else lifetime / 2
@@ -230,18 +225,11 @@ def test_sigkill_at_twenty_random_moments_never_corrupts_and_the_next_scan_succe
         killed_mid_run: list[int] = []
         for moment in moments:
             before = _run_count(session)
-            proc = _scan_process(app, port)
-            try:
+            with scan_process(app, port) as proc:
                 time.sleep(moment)
                 if proc.poll() is None:
                     os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(30)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-                proc.stdout.close()
-                proc.stderr.close()
             assert proc.returncode in (0, -signal.SIGKILL), f"seed {seed}, kill at {moment} s"
             _check_consistent(app, session)
             if _run_count(session) > before:
