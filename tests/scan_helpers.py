@@ -79,3 +79,22 @@ def make_obs(host: str, *, port: int = 8000, mac: str | None = "auto", serial: s
                              bitrate_kbps=512, gov_length=30, stream_uri=f"rtsp://{host}:8554/cam/Profile_2"))
     return Observation(address=address, status=ProbeStatus.OK, observed_at=utc_now_iso(), device=ident,
                        clock_offset_s=clock_offset_s, services=("device", "media"), profiles=profiles)
+
+
+def import_moved(app, session, path: Path, ports: set[int], prefix_from: str, prefix_to: str) -> None:
+    """Import shipped project files from ``path``, then move their site ranges and register addresses from
+    ``prefix_from`` to ``prefix_to`` (a test fleet's own loopback block) and give the sites ``ports``."""
+    from sqlalchemy import select
+
+    from cctv_monitor.registry import import_path
+
+    with app.app_context():
+        report = import_path(session, path, app=app, profiles_dir=REPO / "config" / "profiles")
+    assert not any(f.errors for f in report.files), [f.errors for f in report.files if f.errors]
+    for site in session.scalars(select(Site)):
+        site.address_ranges = [r.replace(prefix_from, prefix_to, 1) for r in site.address_ranges]
+        site.ports = sorted(ports)
+    for entry in session.scalars(select(RegisterEntry)):
+        if entry.address:
+            entry.address = entry.address.replace(prefix_from, prefix_to, 1)
+    session.commit()

@@ -17,10 +17,11 @@ from sqlalchemy import select
 
 from cctv_monitor.cli import cli
 from cctv_monitor.compliance import Spec, derive_status, evaluate_device
-from cctv_monitor.models import Device, Finding, RegisterEntry, Site
+from cctv_monitor.models import Device, Finding, RegisterEntry
 from cctv_monitor.recorders import expand, is_recorder
 from probes.results import ChannelInfo, DeviceIdentity, MediaProfile, Observation, ProbeStatus, StorageInfo
 from probes.vocab import host_of, split_channel
+from scan_helpers import import_moved
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = yaml.safe_load((REPO / "config" / "fleets" / "demo.yaml").read_text(encoding="utf-8"))
@@ -177,18 +178,7 @@ def control_room(**changes_by_name) -> dict:
 
 def import_control_room(app, session, ports: set[int]) -> None:
     """Import the shipped control-room project, its site and register moved to 127.78.7.x."""
-    from cctv_monitor.registry import import_path
-
-    with app.app_context():
-        report = import_path(session, PROJECT, app=app, profiles_dir=REPO / "config" / "profiles")
-    assert not any(f.errors for f in report.files), [f.errors for f in report.files if f.errors]
-    for site in session.scalars(select(Site)):
-        site.address_ranges = [r.replace(PREFIX_FROM, PREFIX_TO, 1) for r in site.address_ranges]
-        site.ports = sorted(ports)
-    for entry in session.scalars(select(RegisterEntry)):
-        if entry.address:
-            entry.address = entry.address.replace(PREFIX_FROM, PREFIX_TO, 1)
-    session.commit()
+    import_moved(app, session, PROJECT, ports, PREFIX_FROM, PREFIX_TO)
 
 
 def scan(runner) -> None:

@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from cctv_monitor.cli import cli
 from probes.vocab import split_channel
-from cctv_monitor.models import AlertEvent, Agency, Device, DeviceChange, Finding, RegisterEntry, ScanRun, Site
+from scan_helpers import import_moved
+from cctv_monitor.models import AlertEvent, Agency, Device, DeviceChange, Finding, ScanRun
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = yaml.safe_load((REPO / "config" / "fleets" / "demo.yaml").read_text())
@@ -63,18 +64,7 @@ def expected(streams: bool) -> dict[str, tuple[str, set[str]]]:
 
 def import_demo_projects(app, session, ports: set[int]) -> None:
     """Import config/projects and move their sites and register addresses to 127.77.x.y."""
-    from cctv_monitor.registry import import_path
-
-    with app.app_context():
-        report = import_path(session, REPO / "config" / "projects", app=app, profiles_dir=REPO / "config" / "profiles")
-    assert not any(f.errors for f in report.files), [f.errors for f in report.files if f.errors]
-    for site in session.scalars(select(Site)):
-        site.address_ranges = [r.replace(PREFIX_FROM, PREFIX_TO, 1) for r in site.address_ranges]
-        site.ports = sorted(ports)
-    for entry in session.scalars(select(RegisterEntry)):
-        if entry.address:
-            entry.address = entry.address.replace(PREFIX_FROM, PREFIX_TO, 1)
-    session.commit()
+    import_moved(app, session, REPO / "config" / "projects", ports, PREFIX_FROM, PREFIX_TO)
 
 
 class _Receiver(BaseHTTPRequestHandler):

@@ -27,7 +27,7 @@ def _raw_reply(data: bytes) -> bytes:
     return head + data
 
 
-def _reset(request: web.Request) -> None:
+def reset(request: web.Request) -> None:
     """Close with RST (SO_LINGER 0), not FIN: what a crashing device's TCP stack sends."""
     transport = request.transport
     sock = transport.get_extra_info("socket") if transport else None
@@ -73,7 +73,7 @@ async def reset_mid_reply(request: web.Request, data: bytes, fraction: float) ->
         head_len = len(raw) - len(data)
         transport.write(raw[: head_len + int(len(data) * fraction)])
         await asyncio.sleep(0.05)  # let the partial reply leave before the RST overtakes it
-        _reset(request)
+        reset(request)
     raise asyncio.CancelledError
 
 

@@ -10,7 +10,6 @@ import asyncio
 import errno
 import logging
 import socket
-import struct
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -221,13 +220,7 @@ class OnvifFleetServer:
         if (q := cam.quirk("garbage")) is not None and q.get("mode", "raw") == "raw":
             await hostile.garbage_raw(request, int(q.get("size", 4096)))
         if cam.has("reset"):
-            transport = request.transport
-            sock = transport.get_extra_info("socket") if transport else None
-            if sock is not None:
-                # SO_LINGER with zero timeout makes close() send RST instead of FIN: a real reset.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            if transport is not None:
-                transport.abort()
+            hostile.reset(request)
             raise asyncio.CancelledError
         return None
 
