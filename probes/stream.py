@@ -197,23 +197,40 @@ class PacketSample:
     first_key_s: float | None = None  # wall time from the open to the first keyframe
     stalled: bool = False  # the read ended on a timeout or an error, not on the sample rule
 
+    def add_pts(self, pts: int | None) -> None:
+        """Record a packet's timestamp. FFmpeg's RTSP demuxer hands over a session's first packet, the
+        keyframe the server sends first, without one (pts None, seen here with PyAV 18 / FFmpeg 7): it is
+        kept and given the time one frame before the next (constant frame rate); a gap later in the
+        stream is filled one frame after the last."""
+        known = [p for p in self.pts[-2:] if p is not None]
+        if pts is None and len(known) == 2:
+            pts = 2 * known[1] - known[0]
+        self.pts.append(pts)
+        if self.pts[0] is None and len(self.pts) >= 3 and None not in self.pts[1:3]:
+            self.pts[0] = 2 * self.pts[1] - self.pts[2]
+
+    def _known_pts(self) -> list[int]:
+        return [p for p in self.pts if p is not None]
+
     @property
     def span_s(self) -> float:
         """Stream time from the first to the last packet."""
-        if len(self.pts) < 2 or not self.time_base:
+        known = self._known_pts()
+        if len(known) < 2 or not self.time_base:
             return 0.0
-        return float((max(self.pts) - min(self.pts)) * self.time_base)
+        return float((max(known) - min(known)) * self.time_base)
 
     def fps(self) -> float | None:
         """Frames per second from timestamps (frames arrive in bursts, so never from wall clock)."""
         span = self.span_s
-        return round((len(self.pts) - 1) / span, 2) if span > 0 else None
+        return round((len(self._known_pts()) - 1) / span, 2) if span > 0 else None
 
     def bitrate_kbps(self) -> int | None:
         """kbit/s the packets carry: over exactly one GOP when two keyframes arrived, else over the sample."""
         if len(self.key_index) >= 2 and self.time_base:
             a, b = self.key_index[-2], self.key_index[-1]
-            span = float((self.pts[b] - self.pts[a]) * self.time_base)
+            pa, pb = self.pts[a], self.pts[b]
+            span = float((pb - pa) * self.time_base) if pa is not None and pb is not None else 0.0
             if span > 0:
                 return round(sum(self.sizes[a:b]) * 8 / span / 1000)
         span = self.span_s
@@ -265,7 +282,7 @@ def read_packets(open_uri: str, sample_s: float, timeout_s: float, run_s: float 
         sample.time_base = stream.time_base
         try:
             for packet in container.demux(stream):
-                if packet.pts is None or packet.size == 0:
+                if packet.size == 0:
                     continue
                 if packet.is_keyframe:
                     sample.key_index.append(len(sample.pts))
@@ -277,9 +294,9 @@ def read_packets(open_uri: str, sample_s: float, timeout_s: float, run_s: float 
                     sample.keyframes.append(bytes(packet))
                 elif run_s > 0 and len(sample.key_index) == 1 and len(sample.run) < max(1, sample.run_frames):
                     sample.run.append(bytes(packet))
-                sample.pts.append(packet.pts)
+                sample.add_pts(packet.pts)
                 sample.sizes.append(packet.size)
-                if len(sample.pts) == 2 and sample.fps() and run_s > 0:
+                if run_s > 0 and not sample.run_frames and sample.fps():
                     sample.run_frames = max(1, round(run_s * (sample.fps() or 25)))
                 if sample.done(sample_s):
                     break
