@@ -13,7 +13,9 @@ the codec and size, so an open takes 0.06 s and 0.008 CPU-s instead of 0.6 s and
 keyframe packet be decoded on its own by a separate decoder; OpenCV cannot decode a packet it handed out.
 
 The sample ends at the second keyframe (the interval is then exact) or at a cap (``sample_s``, default
-2.5 s) once a first keyframe arrived; a session may join mid-GOP, so two keyframes can take up to two GOPs.
+2.5 s) once a first keyframe arrived. A camera starts a session with a keyframe, which FFmpeg hands over
+without a timestamp (:meth:`PacketSample.add_pts` keeps it), so a check takes one GOP plus the open; a
+camera that lets a session join mid-GOP needs up to two GOPs for two keyframes.
 Credentials enter the URI only in memory, at open time (:func:`with_credentials`); everything stored or
 logged uses :func:`probes.results.redact_uri`.
 """
