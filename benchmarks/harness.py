@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from probes.stream_budget import current_rss_mb  # one RSS reader for probes and benchmarks
+
 REPO = Path(__file__).resolve().parent.parent
 CPU_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -34,18 +36,6 @@ def proc_cpu_s(pid: int | None) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / CPU_TICKS
-
-
-def proc_rss_mb(pid: int) -> float:
-    """Current resident set size of a process in MB (0 when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def children_of(pid: int) -> list[int]:
@@ -100,7 +90,7 @@ class FleetProcess:
             self.rtsp_pid = servers[0] if servers else None
         extra = f", RTSP server pid {self.rtsp_pid}" if self.streams else ""
         log(f"fleet: {len(self.cameras)} cameras{' with streams' if self.streams else ''} ready in "
-            f"{time.monotonic() - started:.1f} s (pid {self.proc.pid}{extra}, {proc_rss_mb(self.proc.pid):.0f} MB)")
+            f"{time.monotonic() - started:.1f} s (pid {self.proc.pid}{extra}, {current_rss_mb(self.proc.pid):.0f} MB)")
         return self
 
     def cpu_s(self) -> tuple[float, float]:

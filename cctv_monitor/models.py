@@ -237,7 +237,7 @@ class ScanRun(Timestamped, Base):
     __tablename__ = "scan_run"
     id: Mapped[int] = mapped_column(primary_key=True)
     target_kind: Mapped[str] = mapped_column(String(16))  # site | project | agency | range | check
-    target_value: Mapped[str] = mapped_column(String(255))
+    target_value: Mapped[str] = mapped_column(Text)  # a range list can be long (migration 0014s)
     trigger: Mapped[str] = mapped_column(String(16), default="manual")  # manual | schedule | check | demo
     state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     started: Mapped[Optional[datetime]] = mapped_column()

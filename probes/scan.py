@@ -54,6 +54,22 @@ def site_of_host(host: str) -> str:
     return str(ipaddress.ip_network(f"{addr}/64", strict=False))
 
 
+def interleave_sites(targets: list[Target], site_of: Callable[[str], str]) -> list[Target]:
+    """``targets`` reordered so that consecutive ones belong to different sites: each site's first target,
+    then each site's second, and so on (stable: the order within a site, and among sites, is kept).
+
+    A range list is site by site; in that order the probe tasks all held cameras of the same few sites and
+    waited for those sites' stream slots (``stream_per_site``), so few checks ran while the memory budget
+    allowed many more."""
+    seen: dict[str, int] = {}
+    ranks = []
+    for target in targets:
+        site = site_of(target.host)
+        ranks.append(seen.get(site, 0))
+        seen[site] = ranks[-1] + 1
+    return [t for _, t in sorted(zip(ranks, targets), key=lambda pair: pair[0])]
+
+
 def plan_stream_checks(memory_mb: float | None, cap: int | None, *, other_mb: float = 0.0) -> int:
     """Stream checks at once: as many packet readers as fit in the memory budget beside this process (and
     ``other_mb``, the stream checker process), at most ``cap``."""
@@ -101,6 +117,7 @@ async def probe_many(targets: Iterable[Target], credentials: CredentialSource, *
         # checks waiting their turn are never reported as timed out.
         slots = asyncio.Semaphore(readers)
         sites = _SiteLimiter(HostLimiter(stream_per_site), site_of)
+        unique = interleave_sites(unique, site_of)
     # ONVIF reads are bounded by ``concurrency``; cameras whose ONVIF read is done wait for a stream slot
     # without holding one, so enough tasks run to keep every stream slot busy.
     onvif_slots = asyncio.Semaphore(concurrency)

@@ -30,10 +30,10 @@ def stream_concurrency(memory_mb: float, cap: int, *, base_mb: float, decoders: 
     return max(1, min(cap, int(spare // READER_MB)))
 
 
-def current_rss_mb() -> float:
-    """Resident memory of this process now (Linux /proc; 0 elsewhere)."""
+def current_rss_mb(pid: int | None = None) -> float:
+    """Resident memory in MB now of process ``pid`` (this process by default); 0 when it is gone or off Linux."""
     try:
-        with open(f"/proc/{os.getpid()}/status", encoding="ascii") as fh:
+        with open(f"/proc/{pid or os.getpid()}/status", encoding="ascii") as fh:
             for line in fh:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024

@@ -58,7 +58,7 @@ def test_stream_check_benchmark_measures_every_stream():
 
 @pytest.mark.rtsp
 def test_province_benchmark_finds_every_fault_in_both_databases():
-    """A small province (3 sites of 4 cameras, the last of each faulty) end to end into SQLite and
+    """A small province (3 sites of 4 cameras, one of each faulty) end to end into SQLite and
     PostgreSQL: every healthy stream measured, each fault reported as what it is, a projection printed."""
     import os
 

@@ -45,3 +45,26 @@ def test_unique_codes_enforced(session):
     session.add(Agency(code="dup", name_th="ข", province="เชียงราย"))
     with pytest.raises(IntegrityError):
         session.commit()
+
+
+def test_scan_run_target_holds_a_long_range_list(app, session):
+    """A scan of many ranges stores its whole target text (it was String(255): PostgreSQL refused it), and
+    the migration 0014s_target_text goes down (cutting long targets to 255) and up again."""
+    from cctv_monitor.migrate import alembic_config
+    from cctv_monitor.models import ScanRun
+    from alembic import command
+
+    target = ",".join(f"127.70.{i}.0/24" for i in range(200))
+    assert len(target) > 2000
+    session.add(ScanRun(target_kind="range", target_value=target))
+    session.commit()
+    assert session.scalar(select(ScanRun.target_value)) == target
+    session.close()
+    engine = get_db(app).engine
+    command.downgrade(alembic_config(engine), "0013_zones")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT target_value FROM scan_run").scalar() == target[:255]
+    command.upgrade(alembic_config(engine), "heads")
+    with engine.begin() as conn:
+        conn.execute(ScanRun.__table__.update().values(target_value=target))
+        assert conn.execute(select(ScanRun.target_value)).scalar() == target

@@ -39,6 +39,27 @@ def test_empty_range_finishes_in_seconds():
     assert time.monotonic() - started < 5
 
 
+def test_only_ports_that_open_are_asked():
+    """The sweep's connect pass keeps, in order, the ports that accept and drops refused ones."""
+    import socket
+
+    from probes.discovery import _open_ports
+
+    listeners = []
+    try:
+        for host in ("127.0.89.2", "127.0.89.5"):
+            sock = socket.socket()
+            sock.bind((host, 0))
+            sock.listen(4)
+            listeners.append(sock)
+        pairs = [(f"127.0.89.{i}", port) for i in range(1, 7) for port in {s.getsockname()[1] for s in listeners}]
+        want = [(s.getsockname()[0], s.getsockname()[1]) for s in listeners]
+        assert _open_ports(pairs, 2, 1.0) == want
+    finally:
+        for sock in listeners:
+            sock.close()
+
+
 def test_ranges_are_validated():
     """Bad or oversized ranges are refused with a message that names them."""
     assert parse_cidrs(["127.0.0.8/30", "127.0.0.9"]) == ["127.0.0.9", "127.0.0.10"]

@@ -14,7 +14,8 @@ import time
 import pytest
 
 from probes.results import ProbeStatus
-from probes.scan import Credential, Target, current_rss_mb, plan_stream_checks, probe_many_sync, site_of_host
+from probes.scan import (Credential, Target, current_rss_mb, interleave_sites, plan_stream_checks, probe_many_sync,
+                         site_of_host)
 from probes.stream_budget import DECODER_MB, DEFAULT_DECODERS, READER_MB, stream_concurrency
 
 
@@ -37,6 +38,16 @@ def test_site_of_a_host_is_its_lan():
     assert site_of_host("10.20.30.40") == site_of_host("10.20.30.41") == "10.20.30.0/24"
     assert site_of_host("10.20.31.40") != site_of_host("10.20.30.40")
     assert site_of_host("cam.example") == "cam.example"
+
+
+def test_targets_are_interleaved_across_sites():
+    """A range list comes site by site; probed in that order, every probe task held a camera of the same
+    few sites and waited for their per-site stream slots. Interleaved: each site's first camera, then each
+    site's second, the order within a site kept."""
+    targets = [Target(f"10.0.{site}.{i}", 80) for site in range(3) for i in range(1, 4 - site)]
+    got = [t.host for t in interleave_sites(targets, site_of_host)]
+    assert got == ["10.0.0.1", "10.0.1.1", "10.0.2.1", "10.0.0.2", "10.0.1.2", "10.0.0.3"]
+    assert sorted(got) == sorted(t.host for t in targets)
 
 
 class _CountingRtsp:

@@ -40,7 +40,12 @@ def attach(entry, context):
     for mount in entry["mounts"]:
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_launch(mount["launch"])
-        factory.set_shared(True)  # many clients, one pipeline per mount
+        # A media (pipeline) per session, not one shared per mount: each session plays the clip from its
+        # start, a keyframe, as a camera that sends an IDR to a new client does. A shared media made a
+        # client that joined a running session wait for the next keyframe (up to a GOP, 2 s at GOP 50).
+        # Its cost is one pipeline per session, which a shared media also paid whenever sessions did
+        # not overlap (it is prepared on the first client and torn down after the last).
+        factory.set_shared(False)
         if entry.get("tcp_only"):
             # UDP sockets would be created later in this thread's (host) namespace: interleaved TCP only.
             factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
