@@ -49,6 +49,7 @@ TIMEZONE = "Asia/Bangkok"  # crontab times are local Thai time
 JOB_PREFIX = "scan-schedule-"
 JOBS_TABLE = "apscheduler_jobs"
 SCHEDULE_KINDS = ("site", "agency", "project", "range")
+SCHEDULE_TARGET_MAX = 255  # scan_schedule.target_value
 #: Advisory lock id: a fixed 31-bit number derived from the name, so every process agrees on it.
 ADVISORY_KEY = zlib.crc32(b"cctv-monitor-scheduler") & 0x7FFFFFFF
 
@@ -110,6 +111,10 @@ def schedules_from_config(session: Session, entries: Iterable[Mapping[str, Any]]
         if len(targets) != 1:
             raise ScheduleConfigError(f"{where}: give exactly one of {', '.join(SCHEDULE_KINDS)}")
         kind, value = targets[0][0], str(targets[0][1]).strip()
+        if len(value) > SCHEDULE_TARGET_MAX:
+            # the schedule's target is a unique key (String(255)); a scan run's target holds any length
+            raise ScheduleConfigError(f"{where}.{kind}: at most {SCHEDULE_TARGET_MAX} characters, got {len(value)} "
+                                      "(for a long list of ranges, schedule the site or project that holds them)")
         try:
             make_trigger(entry.get("cron"), entry.get("interval_minutes"))
         except ScheduleConfigError as exc:

@@ -55,6 +55,8 @@ def test_schedules_from_config_validates_and_upserts(app, session):
         ([{"range": "10.0.0.0/8x", "interval_minutes": 5}], "invalid address range"),
         ([{"site": "market", "interval_minutes": 0}], "interval_minutes 0"),
         ([{"site": "market", "cron": "0 * * * *", "every": 1}], "schedules[0].every: unknown field"),
+        ([{"range": ",".join(f"127.70.{i}.0/24" for i in range(30)), "cron": "0 * * * *"}],
+         "schedules[0].range: at most 255 characters, got 439"),
     ]
     for entries, message in bad:
         with pytest.raises(ScheduleConfigError) as info:
