@@ -246,12 +246,13 @@ def main() -> int:
 
 
 def _ingest_alone(app, session, run_id: int) -> float:  # noqa: ANN001
-    """Observations/s through the ingest boundary: the run's observations again, new ids, batches of 64."""
+    """Observations/s through the ingest boundary: the run's observations again, new ids, batches of 64,
+    with the recorder's indexes kept between batches as the ingest worker keeps them."""
     from sqlalchemy import select
 
     from cctv_monitor.db import get_db
     from cctv_monitor.models import Observation
-    from cctv_monitor.scan.ingest import ingest
+    from cctv_monitor.scan.ingest import IngestCache, ingest
     from cctv_monitor.scan.runs import close_run, default_owner, open_run
     from cctv_monitor.scan.settings import ScanSettings
     from probes.results import Observation as ObsData
@@ -262,10 +263,12 @@ def _ingest_alone(app, session, run_id: int) -> float:  # noqa: ANN001
     settings = ScanSettings.from_mapping(app.config)
     ref = open_run(factory, target=None, source="worker", owner=default_owner(), client_run_id=f"ingest-{run_id}",
                    settings=settings)
+    cache = IngestCache()
     started = time.monotonic()
     for start in range(0, len(observations), 64):
-        ingest(factory, ref, observations[start:start + 64], settings=settings)
+        ingest(factory, ref, observations[start:start + 64], settings=settings, cache=cache)
     elapsed = time.monotonic() - started
+    cache.clear()
     close_run(factory, ref, complete=False, settings=settings)
     return len(observations) / elapsed if elapsed else 0.0
 
