@@ -293,17 +293,20 @@ def _tuples(values: dict[str, Any]) -> dict[str, Any]:
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_LEAVES = (str, int, float, bytes, type(None))  # bool is an int; str enums (ProbeStatus) stay as they are
 
 
 def _plain(value: Any) -> Any:
     """``dataclasses.asdict`` without its deep copies (the leaves here are immutable): dicts, lists, leaves."""
-    names = _FIELD_NAMES.get(type(value))
-    if names is None and is_dataclass(value) and not isinstance(value, type):
-        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in fields(value))
-    if names is not None:
-        return {name: _plain(getattr(value, name)) for name in names}
+    if isinstance(value, _LEAVES):
+        return value
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
-    return value
+    names = _FIELD_NAMES.get(type(value))
+    if names is None:
+        if not is_dataclass(value) or isinstance(value, type):
+            return value
+        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in fields(value))
+    return {name: _plain(getattr(value, name)) for name in names}

@@ -9,6 +9,7 @@ one fed at once.
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -408,7 +409,7 @@ class Recorder:
             measured_width=check.width if check and check.ok else None,
             measured_height=check.height if check and check.ok else None,
             measured_fps=check.fps if check and check.ok else None,
-            clock_offset_s=obs.clock_offset_s, data=scrub(data), thumbnail_jpeg=thumb)
+            clock_offset_s=obs.clock_offset_s, data=_without_nul(data), thumbnail_jpeg=thumb)
 
     def _drift(self, device: Device, row: Observation, obs: ObsData, is_new: bool,
                changes: list[tuple[str, Any, Any]]) -> None:
@@ -463,6 +464,11 @@ class Recorder:
         for kind, th, en in alert_kinds(device, old, new, is_new=is_new, new_blocking=new_blocking):
             self.session.add(AlertEvent(agency_id=device.agency_id, device_id=device.id, scan_run_id=self.run.id,
                                         kind=kind, message_th=th, message_en=en))
+
+
+def _without_nul(data: dict[str, Any]) -> dict[str, Any]:
+    """:func:`scrub` only when a NUL is there (JSON escapes it; a text search is far cheaper than the walk)."""
+    return scrub(data) if "\\u0000" in json.dumps(data) else data
 
 
 def _res(width: int | None, height: int | None) -> str | None:
