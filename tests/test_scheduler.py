@@ -94,7 +94,13 @@ def test_jobs_persisted_synced_and_run(sched_app, session):
         time.sleep(0.2)
     assert run is not None and run.state == "completed", run and run.error
     assert run.target_kind == "range" and run.target_value == EMPTY_RANGE
-    session.expire_all()
+    # The job records its run after the scan returned (alerts delivered first): wait for that too.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        session.expire_all()
+        if session.get(ScanSchedule, rows[0].id).last_run_id is not None:
+            break
+        time.sleep(0.2)
     assert session.get(ScanSchedule, rows[0].id).last_run_id == run.id
 
 
