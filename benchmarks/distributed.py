@@ -98,6 +98,17 @@ def _wait(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
     raise SystemExit(f"timed out waiting for {what}")
 
 
+def _workers_up(broker: str, zones: list[str], count: int) -> None:
+    """Wait until ``count`` zone workers answer ``inspect ping`` for every one of ``zones``."""
+    from cctv_monitor.zone_status import zone_workers
+
+    def up() -> bool:
+        answer = zone_workers(broker, max_age_s=0) or {}
+        return len({n for z in zones for n in answer.get(z, [])}) == count and all(answer.get(z) for z in zones)
+
+    _wait(up, 120, f"{count} zone worker(s)")
+
+
 def _scan(app, session, everything: str, timeout: float) -> tuple[int, float]:  # noqa: ANN001
     from cctv_monitor.dispatch import dispatch_scan
     from cctv_monitor.models import ScanRun
@@ -191,10 +202,12 @@ def main() -> int:
 
         one = procs.start([CLI, "zone-worker", "--zone", ",".join(zones), "--key-dir", str(keys),
                            "--name", f"zone-{'+'.join(zones)}@bench-one"], "worker-one", worker_env)
+        _workers_up(broker, zones, 1)  # the clock runs from the scan, not from the workers' start-up
         run_one, secs_one = _scan(app, session, everything, timeout)
         procs.stop(one)
         three = [procs.start([CLI, "zone-worker", "--zone", z, "--key-dir", str(keys)], f"worker-{z}", worker_env)
                  for z in zones]
+        _workers_up(broker, zones, 3)
         run_three, secs_three = _scan(app, session, everything, timeout)
         for proc in three:
             procs.stop(proc)
