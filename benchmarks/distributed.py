@@ -98,6 +98,17 @@ def _wait(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
     raise SystemExit(f"timed out waiting for {what}")
 
 
+def _workers_up(broker: str, zones: list[str], count: int) -> None:
+    """Wait until ``count`` zone workers answer ``inspect ping`` for every one of ``zones``."""
+    from cctv_monitor.zone_status import zone_workers
+
+    def up() -> bool:
+        answer = zone_workers(broker, max_age_s=0) or {}
+        return len({n for z in zones for n in answer.get(z, [])}) == count and all(answer.get(z) for z in zones)
+
+    _wait(up, 120, f"{count} zone worker(s)")
+
+
 def _scan(app, session, everything: str, timeout: float) -> tuple[int, float]:  # noqa: ANN001
     from cctv_monitor.dispatch import dispatch_scan
     from cctv_monitor.models import ScanRun
@@ -191,10 +202,12 @@ def main() -> int:
 
         one = procs.start([CLI, "zone-worker", "--zone", ",".join(zones), "--key-dir", str(keys),
                            "--name", f"zone-{'+'.join(zones)}@bench-one"], "worker-one", worker_env)
+        _workers_up(broker, zones, 1)  # the clock runs from the scan, not from the workers' start-up
         run_one, secs_one = _scan(app, session, everything, timeout)
         procs.stop(one)
         three = [procs.start([CLI, "zone-worker", "--zone", z, "--key-dir", str(keys)], f"worker-{z}", worker_env)
                  for z in zones]
+        _workers_up(broker, zones, 3)
         run_three, secs_three = _scan(app, session, everything, timeout)
         for proc in three:
             procs.stop(proc)
@@ -246,12 +259,13 @@ def main() -> int:
 
 
 def _ingest_alone(app, session, run_id: int) -> float:  # noqa: ANN001
-    """Observations/s through the ingest boundary: the run's observations again, new ids, batches of 64."""
+    """Observations/s through the ingest boundary: the run's observations again, new ids, batches of 64,
+    with the recorder's indexes kept between batches as the ingest worker keeps them."""
     from sqlalchemy import select
 
     from cctv_monitor.db import get_db
     from cctv_monitor.models import Observation
-    from cctv_monitor.scan.ingest import ingest
+    from cctv_monitor.scan.ingest import IngestCache, ingest
     from cctv_monitor.scan.runs import close_run, default_owner, open_run
     from cctv_monitor.scan.settings import ScanSettings
     from probes.results import Observation as ObsData
@@ -262,10 +276,12 @@ def _ingest_alone(app, session, run_id: int) -> float:  # noqa: ANN001
     settings = ScanSettings.from_mapping(app.config)
     ref = open_run(factory, target=None, source="worker", owner=default_owner(), client_run_id=f"ingest-{run_id}",
                    settings=settings)
+    cache = IngestCache()
     started = time.monotonic()
     for start in range(0, len(observations), 64):
-        ingest(factory, ref, observations[start:start + 64], settings=settings)
+        ingest(factory, ref, observations[start:start + 64], settings=settings, cache=cache)
     elapsed = time.monotonic() - started
+    cache.clear()
     close_run(factory, ref, complete=False, settings=settings)
     return len(observations) / elapsed if elapsed else 0.0
 

@@ -27,7 +27,7 @@ from cctv_monitor.models import Device, ScanRun, ScanUnit, Site, utcnow
 from cctv_monitor.queueing import CLOSE_AT_DEADLINE, INGEST_QUEUE, PROBE_UNIT, make_celery
 from cctv_monitor.scan.errors import ScanError
 from cctv_monitor.scan.pipeline import credential_plan
-from cctv_monitor.scan.runs import _release_here, default_owner, open_run
+from cctv_monitor.scan.runs import default_owner, hand_off, open_run
 from cctv_monitor.scan.scope import ScanScope, resolve_scope, site_networks, target_name
 from cctv_monitor.scan.settings import ScanSettings
 from cctv_monitor.zones import CENTRAL, ZoneKeyError, load_keys, queue_for, seal
@@ -167,9 +167,8 @@ def dispatch_scan(app: Flask, kind: str, value: str, *, trigger: str = "manual",
     ref = open_run(factory, target=target_name(kind, scope.value), source="worker",
                    owner=f"{DISTRIBUTED_OWNER}:{default_owner()}", deadline=deadline + timedelta(seconds=LEASE_MARGIN_S),
                    settings=settings, trigger=trigger, started_by=started_by, with_streams=with_streams)
-    # The run is closed by the ingest worker, not here: drop this process's in-memory claim (the open row
-    # in the database still refuses a second run of the same target).
-    _release_here(ref.id)
+    # The run is closed by the ingest worker, not here.
+    hand_off(ref.id)
     with get_db(app).session_scope() as session:
         run = session.get(ScanRun, ref.id)
         run.deadline, run.distributed = deadline, True

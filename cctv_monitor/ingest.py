@@ -22,7 +22,7 @@ from cctv_monitor.db import get_db
 from cctv_monitor.models import Device, ScanRun, ScanUnit, utcnow
 from cctv_monitor.queueing import CLOSE_AT_DEADLINE, INGEST_BATCH, UNIT_EVENT, make_celery
 from cctv_monitor.scan.errors import RunClosedError
-from cctv_monitor.scan.ingest import ingest
+from cctv_monitor.scan.ingest import IngestCache, ingest
 from cctv_monitor.scan.runs import RunRef, close_run
 from cctv_monitor.scan.settings import ScanSettings
 from cctv_monitor.statuses import ScanState
@@ -43,6 +43,8 @@ class Ingest:
         self.app = app
         self.factory = get_db(app).sessionmaker
         self.settings = ScanSettings.from_mapping(app.config)
+        # The recorder's indexes of each run, kept between its batches (the worker's solo pool: one thread).
+        self.cache = IngestCache()
 
     def _run(self, run_id: int) -> tuple[RunRef, ScanSettings] | None:
         """The handle of an open distributed run and settings whose lease reaches past its deadline."""
@@ -70,7 +72,8 @@ class Ingest:
                 if unit is None or unit.scan_run_id != run_id or unit.state not in OPEN_UNIT_STATES:
                     return 0  # counted before (a redelivered unit), or expired at the deadline
             try:
-                result = ingest(self.factory, ref, [ObsData.from_dict(o) for o in observations], settings=settings)
+                result = ingest(self.factory, ref, [ObsData.from_dict(o) for o in observations], settings=settings,
+                                cache=self.cache)
             except RunClosedError:
                 return 0
             with self.factory() as session:
@@ -117,6 +120,7 @@ class Ingest:
 
     def close(self, run_id: int) -> bool:
         """Close the run; units still open expire and their devices are "not reached"; False if closed."""
+        self.cache.forget(run_id)
         with self.app.app_context():
             found = self._run(run_id)
             if found is None:

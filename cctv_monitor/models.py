@@ -315,6 +315,9 @@ class Observation(Timestamped, Base):
     clock_offset_s: Mapped[Optional[float]] = mapped_column(Float)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)  # probes.results.Observation.to_dict() w/o thumbnails
     thumbnail_jpeg: Mapped[Optional[bytes]] = mapped_column()
+    # Flush order only (never loaded, never set): the unit of work writes the device before its rows, so a
+    # batch whose ids were drawn in advance is written in one flush (cctv_monitor.scan.ids).
+    device_dep: Mapped[Optional[Device]] = relationship(foreign_keys=[device_id], lazy="raise")
 
 
 class Finding(Timestamped, Base):
@@ -343,6 +346,10 @@ class Finding(Timestamped, Base):
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[Optional[datetime]] = mapped_column()
+    # Flush order only (never loaded, never set): the unit of work writes the device before its rows, so a
+    # batch whose ids were drawn in advance is written in one flush (cctv_monitor.scan.ids).
+    device_dep: Mapped[Optional[Device]] = relationship(foreign_keys=[device_id], lazy="raise")
+    observation_dep: Mapped[Optional[Observation]] = relationship(foreign_keys=[observation_id], lazy="raise")
 
 
 class DeviceChange(Timestamped, Base):
@@ -358,6 +365,10 @@ class DeviceChange(Timestamped, Base):
     old_value: Mapped[Optional[str]] = mapped_column(Text)
     new_value: Mapped[Optional[str]] = mapped_column(Text)
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Flush order only (never loaded, never set): the unit of work writes the device before its rows, so a
+    # batch whose ids were drawn in advance is written in one flush (cctv_monitor.scan.ids).
+    device_dep: Mapped[Optional[Device]] = relationship(foreign_keys=[device_id], lazy="raise")
+    observation_dep: Mapped[Optional[Observation]] = relationship(foreign_keys=[observation_id], lazy="raise")
 
 
 class ScanSchedule(Timestamped, Base):
@@ -388,6 +399,9 @@ class AlertEvent(Timestamped, Base):
     message_en: Mapped[str] = mapped_column(Text)
     delivered_at: Mapped[Optional[datetime]] = mapped_column()
     delivery_error: Mapped[Optional[str]] = mapped_column(Text)
+    # Flush order only (never loaded, never set): the unit of work writes the device before its rows, so a
+    # batch whose ids were drawn in advance is written in one flush (cctv_monitor.scan.ids).
+    device_dep: Mapped[Optional[Device]] = relationship(foreign_keys=[device_id], lazy="raise")
 
 
 class User(Timestamped, Base):

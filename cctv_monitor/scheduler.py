@@ -9,6 +9,9 @@
 * Missed runs are coalesced (``coalesce=True``): after downtime a job runs once, not once per missed slot.
 * A job records its run (a ScanRun row, also when it was skipped or failed) and never raises into the
   scheduler.
+* The scheduler also reaps runs whose lease expired (:func:`reap_leases`, every ``SCAN_LEASE_S / 2`` s, at
+  most every minute), so a run whose owner died elsewhere is marked interrupted without waiting for the
+  next scan or restart.
 * Only one process may hold the scheduler (``serve`` or ``worker``): :class:`SchedulerLock` takes a
   PostgreSQL advisory lock on a connection it keeps open (released by the server when the process dies,
   even on SIGKILL), or on SQLite an exclusive ``flock`` on a lock file beside the database file (released
@@ -43,10 +46,12 @@ from cctv_monitor.statuses import ScanState
 LOGGER = logging.getLogger(__name__)
 
 __all__ = ["init_scheduler", "sync_schedules", "schedules_from_config", "load_schedule_file", "scheduled_scan",
-           "SchedulerLock", "ScheduleConfigError", "JOB_PREFIX", "TIMEZONE", "make_trigger", "shutdown_scheduler"]
+           "SchedulerLock", "ScheduleConfigError", "JOB_PREFIX", "TIMEZONE", "make_trigger", "shutdown_scheduler",
+           "reap_leases", "reap_interval_s", "REAP_JOB"]
 
 TIMEZONE = "Asia/Bangkok"  # crontab times are local Thai time
 JOB_PREFIX = "scan-schedule-"
+REAP_JOB = "reap-expired-leases"
 JOBS_TABLE = "apscheduler_jobs"
 SCHEDULE_KINDS = ("site", "agency", "project", "range")
 SCHEDULE_TARGET_MAX = 255  # scan_schedule.target_value
@@ -248,6 +253,8 @@ def init_scheduler(app: Flask, *, force: bool = False) -> BackgroundScheduler | 
         app.extensions["cctv_scheduler"] = scheduler
         app.extensions["cctv_scheduler_lock"] = lock
         sync_schedules(app)
+        scheduler.add_job("cctv_monitor.scheduler:reap_leases", IntervalTrigger(seconds=reap_interval_s(app)),
+                          id=REAP_JOB, name="reap runs whose lease expired", replace_existing=True)
     except BaseException:
         lock.release()
         raise
@@ -298,6 +305,25 @@ def sync_schedules(app: Flask) -> int:
         scheduler.add_job("cctv_monitor.scheduler:scheduled_scan", trigger, id=job_id, args=args,
                           name=f"scan {row.target_kind} {row.target_value}", replace_existing=True)
     return len(wanted)
+
+
+def reap_interval_s(app: Flask) -> float:
+    """How often the scheduler reaps expired leases: half a lease, at least every minute (and at most every second)."""
+    return min(60.0, max(1.0, float(app.config.get("SCAN_LEASE_S") or 120.0) / 2))
+
+
+def reap_leases() -> int:
+    """The job: mark runs interrupted whose lease expired or whose process here is gone; never raises."""
+    from cctv_monitor.scan.runs import reap_expired
+
+    app = _APPS.get("app")
+    if app is None:
+        return 0
+    try:
+        return reap_expired(get_db(app).sessionmaker)
+    except Exception:  # noqa: BLE001 - the scheduler thread must survive a database hiccup
+        LOGGER.exception("reaping expired scan leases failed; trying again at the next interval")
+        return 0
 
 
 def scheduled_scan(schedule_id: int) -> int | None:

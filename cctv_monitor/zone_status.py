@@ -62,14 +62,16 @@ def _ping(broker_url: str, timeout_s: float) -> dict[str, list[str]] | None:
     return {z: sorted(nodes) for z, nodes in zones.items()}
 
 
-def zone_workers(broker_url: str | None, *, timeout_s: float = 1.0) -> dict[str, list[str]] | None:
-    """Worker nodes per zone that answered ``inspect ping`` (cached 30 s); None when the broker did not answer."""
+def zone_workers(broker_url: str | None, *, timeout_s: float = 1.0,
+                 max_age_s: float = PING_CACHE_S) -> dict[str, list[str]] | None:
+    """Worker nodes per zone that answered ``inspect ping`` (an answer is reused for ``max_age_s``, 30 s);
+    None when the broker did not answer."""
     if not broker_url:
         return None
     now = time.monotonic()
     with _LOCK:
         cached = _CACHE.get(broker_url)
-        if cached is not None and now - cached[0] < PING_CACHE_S:
+        if cached is not None and now - cached[0] < max_age_s:
             return cached[1]
     answer = _ping(broker_url, timeout_s)
     with _LOCK:

@@ -27,7 +27,8 @@ LOGGER = logging.getLogger(__name__)
 __all__ = ["build_zone_app", "probe_work", "MAX_UNIT_RETRIES"]
 
 #: Attempts after the first for a unit that fails inside the worker (not for a lost worker: that is a
-#: redelivery, counted apart). The last failure is recorded on the unit and the run goes on without it.
+#: redelivery, counted apart), each after the unit's ``retry_delay_s`` (default 2 s). The last failure is
+#: recorded on the unit and the run goes on without it.
 MAX_UNIT_RETRIES = 2
 
 
@@ -117,7 +118,7 @@ def build_zone_app(broker_url: str, zones: Sequence[str], key_dir: str | Path) -
             message = f"{type(exc).__name__}: {exc}"
             if self.request.retries < MAX_UNIT_RETRIES:
                 event(options, run_id, unit_id, "retrying", error=message, retry=self.request.retries + 1)
-                raise self.retry(exc=exc, countdown=2) from None
+                raise self.retry(exc=exc, countdown=float(options.get("retry_delay_s", 2.0))) from None
             event(options, run_id, unit_id, "failed", error=f"after {MAX_UNIT_RETRIES + 1} attempts: {message}")
             return 0
         app.send_task(INGEST_BATCH, args=[run_id, unit_id, observations],

@@ -206,8 +206,12 @@ def scans() -> Any:
     limit = request.args.get("limit", "100")
     if not limit.isdigit() or not 1 <= int(limit) <= 1000:
         return _error(400, f"limit={limit!r}: expected 1..1000")
+    from cctv_monitor.zone_status import unit_counts
+
     runs = queries.scan_runs(get_session(), _principal(), limit=int(limit))
-    return jsonify({"items": [_scan_json(r) for r in runs], "total": len(runs)})
+    units = unit_counts(get_session(), [r.id for r in runs])  # runs across zones: their units per state
+    items = [{**_scan_json(r), **({"units": units[r.id]} if r.id in units else {})} for r in runs]
+    return jsonify({"items": items, "total": len(runs)})
 
 
 @bp.post("/scans")

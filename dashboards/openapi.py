@@ -84,7 +84,9 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "ScanRun": {"type": "object", "properties": {
                     "id": {"type": "integer"}, "target_kind": {"type": "string"}, "target_value": {"type": "string"},
                     "state": {"type": "string"}, "started": _NULL_STR, "finished": _NULL_STR,
-                    "duration_s": {"type": ["number", "null"]}, "counts": {"type": "object"}, "error": _NULL_STR}},
+                    "duration_s": {"type": ["number", "null"]}, "counts": {"type": "object"}, "error": _NULL_STR,
+                    "units": {"type": "object", "description": "A run across zones only: its work units per state "
+                                                               "(queued, running, done, failed, expired)"}}},
             },
         },
         "paths": {

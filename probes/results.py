@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import enum
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -217,12 +217,12 @@ class Observation:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (enums as values, tuples as lists, thumbnails base64)."""
-        data = asdict(self)
+        data = _plain(self)
         data["status"] = self.status.value
         for check in data["stream_checks"]:
             thumb = check.get("thumbnail_jpeg")
             check["thumbnail_jpeg"] = base64.b64encode(thumb).decode("ascii") if thumb else None
-        return _lists(data)
+        return data  # tuples are lists already
 
     def to_json(self, **kwargs: Any) -> str:
         """JSON text of :meth:`to_dict`."""
@@ -292,9 +292,21 @@ def _tuples(values: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
 
 
-def _lists(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _lists(v) for k, v in value.items()}
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_LEAVES = (str, int, float, bytes, type(None))  # bool is an int; str enums (ProbeStatus) stay as they are
+
+
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict`` without its deep copies (the leaves here are immutable): dicts, lists, leaves."""
+    if isinstance(value, _LEAVES):
+        return value
     if isinstance(value, (list, tuple)):
-        return [_lists(v) for v in value]
-    return value
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    names = _FIELD_NAMES.get(type(value))
+    if names is None:
+        if not is_dataclass(value) or isinstance(value, type):
+            return value
+        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in fields(value))
+    return {name: _plain(getattr(value, name)) for name in names}

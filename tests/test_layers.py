@@ -1,4 +1,4 @@
-"""The layer rules of the code base, read from the source with ``ast`` (nothing is imported or run).
+"""The layer rules of the code base, read from the source with ``ast`` (one check imports, in a subprocess).
 
 - probes/ is the lowest layer: it never imports the application, the web UI, Flask or the database, so
   zone workers and field laptops can run it alone;
@@ -8,7 +8,8 @@
 - dashboards/ never imports probes/ (pages read the inventory; redaction comes through
   :mod:`cctv_monitor.serialize`);
 - the scan core (cctv_monitor/scan/) imports no Flask and nothing that does (directly or through the app
-  modules), so a zone worker or a field laptop records scans without a web app;
+  modules), so a zone worker or a field laptop records scans without a web app; importing the scan core
+  or the zone worker really loads no Flask (the package root is lazy: checked in a fresh interpreter);
 - no module over 600 lines: the modules that still break it are listed by name; the list may only shrink
   (a listed module that now keeps the rule fails the test until it is taken off the list).
 """
@@ -16,6 +17,9 @@
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -148,3 +152,13 @@ def test_scan_core_needs_no_web_app() -> None:
     bad = sorted(f"{name} imports {dep}" for name in reached for dep in GRAPH[name]
                  if dep.split(".")[0] in _WEB_ROOTS)
     assert not bad, bad
+
+
+def test_scan_core_and_zone_worker_load_no_flask() -> None:
+    """Imported for real in a fresh interpreter: the package root must not pull the web app in."""
+    code = ("import sys, cctv_monitor.scan, cctv_monitor.scan.ingest, cctv_monitor.zone_worker; "
+            "print(sorted(m for m in ('flask', 'werkzeug', 'dashboards') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout

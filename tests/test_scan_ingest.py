@@ -117,6 +117,45 @@ def test_overlapping_batches_and_any_order(app, session, project):
     assert len(_statuses(session)) == 3  # one device per camera, whatever the batches
 
 
+def test_cache_keeps_indexes_between_batches_until_someone_else_writes(app, session, project):
+    """The ingest worker's cache: batches of one run reuse the loaded indexes (no device table reload), and a
+    device made by another writer in between is seen by the next batch (no duplicate)."""
+    from sqlalchemy import event
+
+    from cctv_monitor.scan.ingest import IngestCache
+
+    factory = get_db(app).sessionmaker
+    cache = IngestCache()
+    run = open_run(factory, target=f"site:{SITE}", source="worker", owner="zones:1:test")
+    loads: list[str] = []
+
+    def count(conn, cursor, statement, *args):  # noqa: ANN001 - SQLAlchemy's event signature
+        if statement.lstrip().startswith("SELECT device.id"):
+            loads.append(statement)
+
+    engine = get_db(app).engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert ingest(factory, run, [_obs(HOSTS[0], "b1")], cache=cache).new == 1
+        first_loads = len(loads)
+        assert first_loads >= 1
+        assert ingest(factory, run, [_obs(HOSTS[1], "b2")], cache=cache).new == 1
+        assert len(loads) == first_loads  # the indexes were kept
+        # Another writer records the third camera in a run of its own meanwhile.
+        other = open_run(factory, target=None, source="api", owner="elsewhere:1:test", client_run_id="other")
+        assert ingest(factory, other, [_obs(HOSTS[2], "other")]).new == 1
+        close_run(factory, other, complete=False)
+        loaded_before = len(loads)
+        assert ingest(factory, run, [_obs(HOSTS[2], "b3")], cache=cache).new == 1
+        assert len(loads) > loaded_before  # the stamp changed: loaded afresh
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+        cache.clear()
+    assert close_run(factory, run, complete=True).counts == {"compliant": 3}
+    assert session.scalar(select(func.count(Device.id))) == 3  # the third camera is one device, not two
+    assert session.scalar(select(func.count(Observation.id))) == 4
+
+
 def test_run_closed_after_its_owner_died(app, session, project):
     """A worker that opened a run and was killed: its lease expires, whoever looks next marks it interrupted."""
     factory = get_db(app).sessionmaker

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select, text
@@ -14,6 +14,7 @@ from sqlalchemy import select, text
 from cctv_monitor.models import ScanRun, ScanSchedule
 from cctv_monitor.scheduler import (
     JOB_PREFIX,
+    REAP_JOB,
     ScheduleConfigError,
     SchedulerLock,
     init_scheduler,
@@ -70,11 +71,11 @@ def test_jobs_persisted_synced_and_run(sched_app, session):
                                      {"site": "market", "cron": "30 2 * * *"}])
     scheduler = init_scheduler(app, force=True)
     assert scheduler is not None
-    jobs = {job.id: job for job in scheduler.get_jobs()}
+    jobs = {job.id: job for job in scheduler.get_jobs() if job.id != REAP_JOB}
     assert len(jobs) == 2 and all(j.startswith(JOB_PREFIX) for j in jobs)
-    # the job store is a table in the same database
+    # the job store is a table in the same database (the two schedules and the lease reaper)
     stored = session.execute(text("SELECT count(*) FROM apscheduler_jobs")).scalar()
-    assert stored == 2
+    assert stored == 3
     site_job = next(j for j in jobs.values() if "site market" in j.name)
     assert site_job.next_run_time.hour == 2 and site_job.next_run_time.minute == 30  # Thai time
     # the dashboard disables one and edits the other: sync follows
@@ -82,7 +83,7 @@ def test_jobs_persisted_synced_and_run(sched_app, session):
     rows[1].enabled = False
     session.commit()
     assert sync_schedules(app) == 1
-    assert [j.id for j in scheduler.get_jobs()] == [f"{JOB_PREFIX}{rows[0].id}"]
+    assert sorted(j.id for j in scheduler.get_jobs()) == sorted([f"{JOB_PREFIX}{rows[0].id}", REAP_JOB])
     # run the range job now, through the scheduler's own thread
     scheduler.modify_job(f"{JOB_PREFIX}{rows[0].id}", next_run_time=datetime.now(timezone.utc))
     deadline = time.monotonic() + 30
@@ -95,7 +96,13 @@ def test_jobs_persisted_synced_and_run(sched_app, session):
         time.sleep(0.2)
     assert run is not None and run.state == "completed", run and run.error
     assert run.target_kind == "range" and run.target_value == EMPTY_RANGE
-    session.expire_all()
+    # The job records its run after the scan returned (alerts delivered first): wait for that too.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        session.expire_all()
+        if session.get(ScanSchedule, rows[0].id).last_run_id is not None:
+            break
+        time.sleep(0.2)
     assert session.get(ScanSchedule, rows[0].id).last_run_id == run.id
 
 
@@ -126,6 +133,31 @@ def test_job_never_raises_and_records_skips(sched_app, session):
     failed = session.get(ScanRun, scheduled_scan(site_row.id))
     assert failed.state == "failed" and "no site with code 'market'" in failed.error
     assert scheduled_scan(99999) is None  # a deleted schedule: nothing to do, no exception
+
+
+def test_scheduler_reaps_expired_leases_periodically(app, session):
+    """A run whose owner died on another machine is marked interrupted by the scheduler, not only at start."""
+    app.config["SCAN_LEASE_S"] = 2.0  # reaped every second
+    assert init_scheduler(app, force=True) is not None
+    try:
+        past = datetime.now(timezone.utc) - timedelta(seconds=5)
+        run = ScanRun(target_kind="range", target_value="127.0.251.0/30", state="running", source="api",
+                      lease_owner="elsewhere:1:dead", lease_expires=past, started=past, total=3, done=1)
+        alive = ScanRun(target_kind="range", target_value="127.0.252.0/30", state="running", source="api",
+                        lease_owner="elsewhere:2:alive", lease_expires=past + timedelta(hours=1), started=past)
+        session.add_all([run, alive])
+        session.commit()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            session.expire_all()
+            if session.get(ScanRun, run.id).state != "running":
+                break
+            time.sleep(0.2)
+        reaped = session.get(ScanRun, run.id)
+        assert reaped.state == "interrupted" and "lease of elsewhere:1:dead expired" in reaped.error
+        assert session.get(ScanRun, alive.id).state == "running"  # a live lease is left alone
+    finally:
+        shutdown_scheduler(app)
 
 
 def test_single_holder_lock(app):

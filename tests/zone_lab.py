@@ -130,8 +130,11 @@ class Lab:
         """Zone name of this lab (unique per run, so queues never mix with another run's)."""
         return f"{self.tag}-z{index}"
 
-    def add_zone(self, index: int, cameras: int, *, delay_ms: float = 0.0) -> dict[str, Any]:
-        """Namespace, fleet on 127.16.<index>.x and broker bridge for zone ``index``; no worker yet."""
+    def add_zone(self, index: int, cameras: int, *, delay_ms: float = 0.0, wait: bool = True) -> dict[str, Any]:
+        """Namespace, fleet on 127.16.<index>.x and broker bridge for zone ``index``; no worker yet.
+
+        ``wait=False`` returns before the fleet is ready (start several, then :meth:`wait_ready`).
+        """
         zone = self.zone_name(index)
         netns = f"{self.tag}n{index}"
         subprocess.run(["ip", "netns", "add", netns], check=True, capture_output=True)
@@ -146,14 +149,22 @@ class Lab:
         self.cut(zone, restore=True)
         self.start(["socat", "TCP-LISTEN:5672,bind=127.0.0.1,fork,reuseaddr",
                     f"UNIX-CONNECT:{self.folder / (zone + '.sock')}"], netns=netns, log=f"relay-in-{zone}")
-        log = self.folder / f"fleet-{zone}.log"
-        wait_for(lambda: b'"ready"' in log.read_bytes() if log.exists() else False, 60, f"fleet of {zone}")
-        if launcher.poll() is not None:
-            raise AssertionError(f"fleet of {zone} ended: {log.read_text()[-2000:]}")
         hosts = [c["host"] for c in fleet["cameras"]]
-        return {"zone": zone, "netns": netns, "hosts": hosts, "range": f"127.16.{index}.0/24",
+        info = {"zone": zone, "netns": netns, "hosts": hosts, "range": f"127.16.{index}.0/24",
                 "password": fleet["defaults"]["password"], "username": fleet["defaults"]["username"],
-                "macs": [c["macs"][0] for c in fleet["cameras"]]}
+                "macs": [c["macs"][0] for c in fleet["cameras"]], "launcher": launcher}
+        if wait:
+            self.wait_ready([info])
+        return info
+
+    def wait_ready(self, zones: list[dict[str, Any]]) -> None:
+        """Wait until the fleets of ``zones`` answer (each launcher prints "ready")."""
+        for info in zones:
+            log = self.folder / f"fleet-{info['zone']}.log"
+            wait_for(lambda log=log: b'"ready"' in log.read_bytes() if log.exists() else False, 60,
+                     f"fleet of {info['zone']}")
+            if info["launcher"].poll() is not None:
+                raise AssertionError(f"fleet of {info['zone']} ended: {log.read_text()[-2000:]}")
 
     def cut(self, zone: str, *, restore: bool = False) -> None:
         """Cut the zone's bridge to the broker (every open connection through it too), or restore it."""

@@ -72,6 +72,32 @@ class _Progress:
             self.bar.__exit__(None, None, None)
 
 
+def _follow(app: Any, run_id: int, show: bool, poll_s: float = 1.0) -> None:
+    """Wait until a distributed run closes; with ``show``, a line on stderr whenever its units move."""
+    import time
+
+    from cctv_monitor.db import get_db
+    from cctv_monitor.models import ScanRun
+    from cctv_monitor.zone_status import unit_counts
+
+    last = None
+    while True:
+        with get_db(app).session_scope() as session:
+            run = session.get(ScanRun, run_id)
+            state, done = run.state, run.done or 0
+            counts = unit_counts(session, [run_id]).get(run_id, {})
+        if show:
+            finished = sum(counts.get(s, 0) for s in ("done", "failed", "expired"))
+            detail = ", ".join(f"{s} {n}" for s, n in counts.items() if n)
+            line = f"run #{run_id}: {finished} of {sum(counts.values())} units finished ({detail}); {done} recorded"
+            if line != last:
+                click.echo(line, err=True)
+                last = line
+        if state not in ("running", "pending"):
+            return
+        time.sleep(poll_s)
+
+
 def _who() -> str:
     try:
         return getpass.getuser()
@@ -89,10 +115,19 @@ def register(group: AppGroup) -> None:
     @click.option("--range", "cidr", help="Address range(s), comma-separated: a CIDR 10.20.1.0/24, a range 10.20.1.11-10.20.1.18 "
                   "(or 10.20.1.11-18), an address, or host:port.")
     @click.option("--streams", is_flag=True, help="Also open each main RTSP stream and measure it (slower).")
-    @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+    @click.option("--progress/--no-progress", default=None,
+                  help="Progress bar, or with a broker a line per change of the units (default: on a terminal).")
+    @click.option("--wait/--no-wait", default=True, show_default=True,
+                  help="With a broker (CCTV_BROKER_URL): wait until the zone workers' run closes (at the latest "
+                       "at its deadline), or return once its units are sent. Without a broker the scan always "
+                       "runs here to the end.")
     def scan(site: str | None, project: str | None, agency: str | None, cidr: str | None, streams: bool,
-             progress: bool | None) -> None:
-        """Scan a site, project, agency or address range and record what answers."""
+             progress: bool | None, wait: bool) -> None:
+        """Scan a site, project, agency or address range and record what answers.
+
+        With a broker the scan goes to the zone workers as work units; by default this waits for the run
+        to close and prints its summary (Ctrl-C stops waiting; the run goes on).
+        """
         from cctv_monitor.scanning import ScanAlreadyRunning, ScanError, ScanTargetError, run_scan
         from cctv_monitor.db import get_db
         from cctv_monitor.models import ScanRun
@@ -120,6 +155,19 @@ def register(group: AppGroup) -> None:
         finally:
             bar.close()
         with get_db(app).session_scope() as session:
+            distributed = bool(session.get(ScanRun, run_id).distributed)
+        if distributed and not wait:
+            click.echo(f"Scan run #{run_id} of {kind} {value} sent to the zone workers; it closes when the last "
+                       "unit is counted or at its deadline (see the scans page, or `cctv-monitor scan` without "
+                       "--no-wait)")
+            return
+        if distributed:
+            try:
+                _follow(app, run_id, sys.stderr.isatty() if progress is None else progress)
+            except KeyboardInterrupt:
+                click.echo(f"Stopped waiting; scan run #{run_id} goes on in the zones (see the scans page).", err=True)
+                raise SystemExit(130)
+        with get_db(app).session_scope() as session:
             run = session.get(ScanRun, run_id)
             counts = run.counts or {}
             click.echo(f"Scan run #{run.id} of {kind} {value}: {run.state}; {run.total} addresses probed, "
@@ -129,6 +177,8 @@ def register(group: AppGroup) -> None:
             for status, count in counts.items():
                 click.echo(f"{_label(status).ljust(width)}  {count}")
             click.echo(f"{'total'.ljust(width)}  {sum(counts.values())}")
+            if run.error:
+                click.echo(f"Note: {run.error}")
             _print_unread(session, run.id)
 
     @group.command("devices")

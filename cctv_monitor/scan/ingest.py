@@ -13,14 +13,16 @@ so the receipt is kept for the observation that was sent.
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cctv_monitor.compliance.engine import SILENT
-from cctv_monitor.models import ObservationReceipt, utcnow
+from cctv_monitor.models import Device, Finding, ObservationReceipt, Project, RegisterEntry, ScanRun, Site, utcnow
 from cctv_monitor.scan.recorder import Recorded, Recorder
 from cctv_monitor.scan.runs import RunRef, SessionFactory, live_run
 from cctv_monitor.scan.scope import ScanScope
@@ -30,7 +32,7 @@ from probes.results import Observation as ObsData
 
 LOGGER = logging.getLogger(__name__)
 
-__all__ = ["Expander", "EXPANDERS", "IngestResult", "Ingestor", "ingest", "scope_of", "expanders"]
+__all__ = ["Expander", "EXPANDERS", "IngestResult", "Ingestor", "IngestCache", "ingest", "scope_of", "expanders"]
 
 #: ``expand(observation) -> list[observation]``; return ``[observation]`` for one it does not concern.
 Expander = Callable[[ObsData], list[ObsData]]
@@ -125,15 +127,109 @@ def _ordered(observations: Iterable[ObsData]) -> list[ObsData]:
     return sorted(observations, key=lambda o: o.status in SILENT)
 
 
+class _Warm:
+    """One run's session and recorder kept by :class:`IngestCache` between batches."""
+
+    def __init__(self, session: Session, ingestor: Ingestor) -> None:
+        self.session, self.ingestor = session, ingestor
+        self.born = time.monotonic()
+        self.stamp: tuple[Any, ...] | None = None
+
+
+class IngestCache:
+    """The recorder's indexes of a run kept between its batches, for a long-running ingest process.
+
+    Loading the indexes (every device, the register, sites, active findings) costs far more than
+    recording a batch of 64 cameras, so the ingest worker keeps them, in a session of their own, from one
+    batch of a run to the next. They are used again only while nobody else changed the inventory: each
+    batch first locks the run's row (so two processes feeding one run take turns) and compares a stamp of
+    the inventory tables (row counts, highest ids, latest changes) with the one taken when this process
+    committed its last batch; any difference, a failed batch, or an age over ``max_age_s`` loads them
+    afresh. Not thread-safe: one per process, used by one thread (the ingest worker's solo pool).
+    """
+
+    def __init__(self, *, max_runs: int = 4, max_age_s: float = 60.0) -> None:
+        self.max_runs, self.max_age_s = max_runs, max_age_s
+        self._runs: OrderedDict[int, _Warm] = OrderedDict()
+
+    def take(self, run_id: int) -> _Warm | None:
+        """The kept state of ``run_id`` (removed: it is put back only after a successful batch)."""
+        warm = self._runs.pop(run_id, None)
+        if warm is not None and time.monotonic() - warm.born > self.max_age_s:
+            warm.session.close()
+            return None
+        return warm
+
+    def keep(self, run_id: int, warm: _Warm) -> None:
+        """Keep the state after a committed batch; the oldest run is dropped past ``max_runs``."""
+        self._runs[run_id] = warm
+        while len(self._runs) > self.max_runs:
+            self._runs.popitem(last=False)[1].session.close()
+
+    def forget(self, run_id: int) -> None:
+        """Drop a run's state (it closed)."""
+        warm = self._runs.pop(run_id, None)
+        if warm is not None:
+            warm.session.close()
+
+    def clear(self) -> None:
+        """Drop every run's state."""
+        for run_id in list(self._runs):
+            self.forget(run_id)
+
+
+def _stamp(session: Session) -> tuple[Any, ...]:
+    """What changes when anyone writes what the recorder indexes: row counts, top ids, latest changes."""
+    columns = []
+    for model in (Device, RegisterEntry, Site, Project, Finding):
+        columns += [select(func.count(model.id)).scalar_subquery(), select(func.max(model.id)).scalar_subquery(),
+                    select(func.max(model.updated)).scalar_subquery()]
+    return tuple(session.execute(select(*columns)).one())
+
+
+def _reuse(warm: _Warm, run: RunRef) -> bool:
+    """Lock the run's row, check it is open, and check nobody else changed the inventory since the stamp."""
+    session, ingestor = warm.session, warm.ingestor
+    try:
+        session.refresh(ingestor.row, with_for_update=True)
+        live_run(session, run)
+        if _stamp(session) != warm.stamp:
+            return False
+    except Exception:  # noqa: BLE001 - a closed run or a lost connection: the fresh path raises it properly
+        return False
+    ingestor.recorder.results = []
+    return True
+
+
 def ingest(session_factory: SessionFactory, run: RunRef, observations: Iterable[ObsData], *,
-           settings: ScanSettings | None = None, keep_results: bool = False) -> IngestResult:
-    """Record a batch into an open run (one transaction) and renew its lease; already stored ids are skipped."""
+           settings: ScanSettings | None = None, keep_results: bool = False,
+           cache: IngestCache | None = None) -> IngestResult:
+    """Record a batch into an open run (one transaction) and renew its lease; already stored ids are skipped.
+
+    With ``cache`` (a long-running process feeding many batches) the recorder's indexes are kept between
+    batches of a run while nobody else changes the inventory (:class:`IngestCache`).
+    """
     settings = settings or ScanSettings()
     given = list(observations)
-    session = session_factory()
+    warm = cache.take(run.id) if cache is not None else None
+    if warm is not None and not _reuse(warm, run):
+        warm.session.rollback()
+        warm.session.close()
+        warm = None
+    if warm is not None:
+        session, ingestor = warm.session, warm.ingestor
+    else:
+        session = session_factory()
+    kept = False
     try:
-        scope = scope_of(session, run, settings)
-        ingestor = Ingestor(session, run, scope, keep_results=keep_results, autocommit=False)
+        if warm is None:
+            if cache is not None:
+                session.expire_on_commit = False  # the indexes outlive the commit
+            scope = scope_of(session, run, settings)
+            if session.get_bind().dialect.name == "postgresql":
+                # Batches of one run take turns (several ingest processes): counts and indexes stay true.
+                session.execute(select(ScanRun.id).where(ScanRun.id == run.id).with_for_update())
+            ingestor = Ingestor(session, run, scope, keep_results=keep_results, autocommit=False)
         seen = ingestor.received(o.observation_id for o in given if o.observation_id)
         fresh: list[ObsData] = []
         batch_ids: set[str] = set()
@@ -149,14 +245,31 @@ def ingest(session_factory: SessionFactory, run: RunRef, observations: Iterable[
             for obs in _ordered(fresh):
                 ingestor.add(obs)
             _touch(ingestor, settings, len(fresh))
+            session.flush()
+            before = _stamp(session) if cache is not None else None
             session.commit()
-            return IngestResult(len(fresh), skipped, 0, ingestor.recorder.results)
+            result = IngestResult(len(fresh), skipped, 0, ingestor.recorder.results)
         except Exception:  # noqa: BLE001 - one broken observation must not lose the batch
             session.rollback()
-            LOGGER.warning("run #%s: a batch of %d failed as a whole; recording it one by one", run.id, len(fresh))
-        return _one_by_one(session, run, scope, fresh, skipped, settings, keep_results)
+            LOGGER.warning("run #%s: a batch of %d failed as a whole; recording it one by one", run.id, len(fresh),
+                           exc_info=True)
+            return _one_by_one(session, run, ingestor.recorder.scope, fresh, skipped, settings, keep_results)
+        if cache is not None:
+            try:
+                after = _stamp(session)
+                session.commit()  # ends the stamp's read (no transaction left open between batches)
+            except Exception:  # noqa: BLE001 - the batch is committed; the next one loads afresh
+                LOGGER.warning("run #%s: the inventory stamp could not be read", run.id, exc_info=True)
+            else:
+                if after == before:  # nobody else committed while this batch did
+                    warm = warm or _Warm(session, ingestor)
+                    warm.stamp = after
+                    cache.keep(run.id, warm)
+                    kept = True
+        return result
     finally:
-        session.close()
+        if not kept:
+            session.close()
 
 
 def _one_by_one(session: Session, run: RunRef, scope: ScanScope, fresh: list[ObsData], skipped: int,

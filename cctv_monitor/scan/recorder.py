@@ -9,6 +9,7 @@ one fed at once.
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -45,6 +46,7 @@ from cctv_monitor.scan.alerts import alert_kinds
 from cctv_monitor.scan.errors import ScanError
 from cctv_monitor.scan.findings import clip, scrub, sync_findings
 from cctv_monitor.scan.identity import IdentityIndex
+from cctv_monitor.scan.ids import allocator_for
 from cctv_monitor.recorders import is_recorder
 from cctv_monitor.scan.scope import ScanScope, site_networks
 from probes.results import Observation as ObsData
@@ -115,6 +117,8 @@ class Recorder:
         self.run = run
         self.scope = scope
         self.autocommit = autocommit
+        # A batch (not autocommit) on PostgreSQL takes its ids from the sequences and is written by one flush.
+        self.ids = None if autocommit else allocator_for(session)
         self.register: dict[int, RegisterEntry] = {}
         self.register_by_mac: dict[str, RegisterEntry] = {}
         self.register_by_serial: dict[str, RegisterEntry] = {}
@@ -193,7 +197,17 @@ class Recorder:
     def _commit(self) -> None:
         if self.autocommit:
             self.session.commit()
+        elif self.ids is None:
+            self.session.flush()
+
+    def _add(self, obj: Any) -> None:
+        """Add a row whose id the next rows need: an id from the sequence, or a flush to learn it."""
+        if self.ids is not None:
+            if obj.id is None:
+                obj.id = self.ids.next(type(obj).__table__)
+            self.session.add(obj)
         else:
+            self.session.add(obj)
             self.session.flush()
 
     def _done(self, result: Recorded, answered: bool) -> None:
@@ -251,10 +265,10 @@ class Recorder:
         findings = evaluate_device(obs, spec, registered=registered)
         status = derive_status(obs, findings, registered=registered, seen_before=seen_before)
 
-        session.flush()  # device id for the rows below
+        if device.id is None:
+            self._add(device)  # its id for the rows below
         row = self._observation_row(obs, device.id, now)
-        session.add(row)
-        session.flush()
+        self._add(row)
         self._drift(device, row, obs, is_new, changes)
         for attr, old, new in changes:
             session.add(DeviceChange(device_id=device.id, observation_id=row.id, scan_run_id=self.run.id,
@@ -363,8 +377,7 @@ class Recorder:
         status = derive_status(obs, findings, registered=device.registered, seen_before=seen_before)
         old_status = device.status
         row = self._observation_row(obs, device.id, now)
-        self.session.add(row)
-        self.session.flush()
+        self._add(row)
         self._sync_device_findings(device, row, findings, now)
         device.last_observation_id = row.id
         self._set_status(device, old_status, status.value, now, is_new=False, new_blocking=[])
@@ -396,7 +409,7 @@ class Recorder:
             measured_width=check.width if check and check.ok else None,
             measured_height=check.height if check and check.ok else None,
             measured_fps=check.fps if check and check.ok else None,
-            clock_offset_s=obs.clock_offset_s, data=scrub(data), thumbnail_jpeg=thumb)
+            clock_offset_s=obs.clock_offset_s, data=_without_nul(data), thumbnail_jpeg=thumb)
 
     def _drift(self, device: Device, row: Observation, obs: ObsData, is_new: bool,
                changes: list[tuple[str, Any, Any]]) -> None:
@@ -451,6 +464,11 @@ class Recorder:
         for kind, th, en in alert_kinds(device, old, new, is_new=is_new, new_blocking=new_blocking):
             self.session.add(AlertEvent(agency_id=device.agency_id, device_id=device.id, scan_run_id=self.run.id,
                                         kind=kind, message_th=th, message_en=en))
+
+
+def _without_nul(data: dict[str, Any]) -> dict[str, Any]:
+    """:func:`scrub` only when a NUL is there (JSON escapes it; a text search is far cheaper than the walk)."""
+    return scrub(data) if "\\u0000" in json.dumps(data) else data
 
 
 def _res(width: int | None, height: int | None) -> str | None:

@@ -31,7 +31,7 @@ from cctv_monitor.statuses import ScanState
 LOGGER = logging.getLogger(__name__)
 
 __all__ = ["RunRef", "RunSummary", "SessionFactory", "open_run", "heartbeat", "close_run", "abort_run",
-           "reap_expired", "reap", "default_owner", "NO_TARGET_KIND"]
+           "reap_expired", "reap", "default_owner", "hand_off", "NO_TARGET_KIND"]
 
 #: A session factory: ``sessionmaker`` or anything that returns a new :class:`Session` when called.
 SessionFactory = Callable[[], Session]
@@ -151,9 +151,16 @@ def _claim_here(name: str) -> None:
         _CLAIMED.add(name)
 
 
-def _release_here(run_id: int) -> None:
+def hand_off(run_id: int) -> None:
+    """This process no longer feeds or closes run ``run_id`` (another does, e.g. the ingest worker).
+
+    Only the in-memory mark "opened here" is dropped, so this process's end or restart never marks the run
+    interrupted; the open row in the database still refuses a second run of the same target, and the run
+    lives by its lease.
+    """
     with _LOCK:
         _MINE.discard(run_id)
+
 
 
 def live_run(session: Session, run: RunRef) -> ScanRun:
@@ -211,7 +218,7 @@ def close_run(session_factory: SessionFactory, run: RunRef, *, complete: bool,
             _record_daily_status(session)
         return RunSummary(row.id, row.state, row.done or 0, row.coverage, dict(row.counts or {}))
     finally:
-        _release_here(run.id)
+        hand_off(run.id)
         session.close()
 
 
@@ -227,7 +234,7 @@ def abort_run(session_factory: SessionFactory, run: RunRef, state: ScanState, er
             row.lease_expires = None
             session.commit()
     finally:
-        _release_here(run.id)
+        hand_off(run.id)
         session.close()
 
 
