@@ -16,10 +16,6 @@ DEB_RUNTIME := ffmpeg gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools gstreamer1.0
 	gstreamer1.0-rtsp python3-gi iproute2
 DEB_TEST := chromium fonts-thai-tlwg postgresql-client socat
 PYTEST_ARGS ?=
-# tests/test_zones_distributed.py cuts a zone off the broker for 30 s (the issue's scenario) unless told
-# otherwise; the suite cuts for 6 s, which proves the same (the test's docstring says why).
-CCTV_TEST_PARTITION_S ?= 6
-export CCTV_TEST_PARTITION_S
 
 .PHONY: demo test install install-runtime system-deps venv services clean
 
