@@ -64,6 +64,21 @@ def main_profile(obs: Observation) -> MediaProfile | None:
     return best
 
 
+def own_streams(obs: Observation) -> Observation:
+    """``obs`` without the streams of the cameras behind it (a recorder lists them as its own profiles).
+
+    Each channel's streams are judged once, on the channel's device (:func:`cctv_monitor.recorders.expand`
+    gives it those profiles and checks); the recorder keeps what is left, often nothing.
+    """
+    if obs.recorder is not None or not obs.channels:
+        return obs
+    theirs = {p.token for ch in obs.channels for p in ch.profiles}
+    if not theirs:
+        return obs
+    return obs.with_updates(profiles=tuple(p for p in obs.profiles if p.token not in theirs),
+                            stream_checks=tuple(c for c in obs.stream_checks if c.profile_token not in theirs))
+
+
 def _fmt_num(value: float | int | None) -> str:
     if value is None:
         return "-"
@@ -82,7 +97,8 @@ class DeviceContext:
 
     @classmethod
     def build(cls, obs: Observation) -> "DeviceContext":
-        """Derive the main profile and index the stream checks."""
+        """Derive the main profile and index the stream checks (a recorder keeps only its own streams)."""
+        obs = own_streams(obs)
         return cls(obs=obs, main=main_profile(obs), checks={c.profile_token: c for c in obs.stream_checks})
 
     @property
