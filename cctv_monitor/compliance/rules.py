@@ -540,6 +540,7 @@ class ChannelsRule(Rule):
 #: Rule ids produced outside the rule classes (engine-level), with their severity.
 ENGINE_RULES: dict[str, Severity] = {
     "onvif_unreachable": Severity.CRITICAL,
+    "not_activated": Severity.CRITICAL,  # SADP: a Hikvision device with no admin password yet (take-over risk)
     "unregistered": Severity.MAJOR,
     "registered_missing": Severity.MAJOR,
     "count_shortfall": Severity.MAJOR,
