@@ -97,23 +97,32 @@ def run_scan(app: Flask, target_kind: str, target_value: str, *, with_streams: b
              progress: ProgressCallback | None = None, started_by: str | None = None,
              default_project: str | None = None, deliver_alerts: bool = True,
              results: list[Recorded] | None = None, on_started: Callable[[int], None] | None = None,
-             observations: Iterable[ObsData] | None = None) -> int:
+             observations: Iterable[ObsData] | None = None, interface: str | None = None) -> int:
     """Run one scan to the end (blocking) and return its ScanRun id; commits after every camera.
 
     ``credentials`` are tried after the last good and the site's stored ones; ``default_project`` makes
     devices outside every site range belong to that project (the acceptance ``check`` of a range);
     ``results`` (a list) receives one :class:`Recorded` per camera; ``on_started(run_id)`` is called as
     soon as the run row exists; ``observations`` (made elsewhere) are recorded instead of probing, and the
-    run still covers the whole target. With a broker (``CCTV_BROKER_URL``) a plain scan goes to the zone
-    workers instead (:func:`cctv_monitor.dispatch.dispatch_scan`) and this returns once its units are sent.
+    run still covers the whole target. ``interface`` (a network interface of this machine) adds WS-Discovery,
+    SADP and Dahua discovery on it (:func:`cctv_monitor.scan.pipeline.on_interface`). With a broker
+    (``CCTV_BROKER_URL``) a plain scan goes to the zone workers instead
+    (:func:`cctv_monitor.dispatch.dispatch_scan`) and this returns once its units are sent.
     """
     target_value = (target_value or "").strip()
     if target_kind not in TARGET_KINDS:
         raise ScanTargetError(f"unknown scan target kind {target_kind!r}: expected one of {', '.join(TARGET_KINDS)}")
     if not target_value:
         raise ScanTargetError(f"--{target_kind} needs a value")
+    if interface is not None:
+        from probes.discovery import interface_addresses
+
+        try:
+            interface_addresses(interface)  # names the known interfaces when this one does not exist
+        except ValueError as exc:
+            raise ScanTargetError(str(exc)) from None
     if app.config.get("BROKER_URL") and observations is None and results is None and not credentials \
-            and default_project is None:
+            and default_project is None and interface is None:
         from cctv_monitor.dispatch import dispatch_scan
 
         run_id = dispatch_scan(app, target_kind, target_value, trigger=trigger, with_streams=with_streams,
@@ -130,14 +139,15 @@ def run_scan(app: Flask, target_kind: str, target_value: str, *, with_streams: b
         with database.session_scope() as session:
             audit.record(session, "scan_started", actor=started_by or trigger, object_type="scan_run",
                          object_repr=f"#{run.id} {target_kind} {target_value}",
-                         detail={"trigger": trigger, "streams": with_streams})
+                         detail={"trigger": trigger, "streams": with_streams,
+                                 **({"interface": interface} if interface else {})})
         if on_started is not None:
             on_started(run.id)
         with app.app_context():
             outcome = pipeline.scan(database.sessionmaker, run, settings=settings,
                                     credentials=site_credentials_provider(app), typed=list(credentials or ()),
                                     with_streams=with_streams, progress=progress, keep_results=results is not None,
-                                    observations=observations)
+                                    observations=observations, interface=interface)
             if results is not None:
                 results.extend(outcome.results)
             runs.close_run(database.sessionmaker, run, complete=True, settings=settings)

@@ -216,7 +216,7 @@ def scans() -> Any:
 
 @bp.post("/scans")
 def start_scan() -> Any:
-    """Start a scan of a site (``{"target": "PROJECT/site", "with_streams": false}``)."""
+    """Start a scan of a site (``{"target": "PROJECT/site", "with_streams": false, "interface": "eth0"}``)."""
     from dashboards.main import scan_starter
 
     body = request.get_json(silent=True)
@@ -228,12 +228,18 @@ def start_scan() -> Any:
                                    ([user.agency_id] if user.is_technician and user.agency_id else []))
     if body["target"] not in allowed.get("site", []):
         return _error(403, f"you may not scan {body['target']!r}")
+    interface = body.get("interface")
+    if interface is not None and not isinstance(interface, str):
+        return _error(400, "interface: expected the name of a network interface of the server")
+    if interface is not None and not user.is_admin:  # multicasts on the server's own networks: admins only
+        return _error(403, "only an administrator may name an interface of the server")
     start = scan_starter()
     if start is None:
         return _error(503, "the scan pipeline is not installed")
     try:
         run_id = start(current_app._get_current_object(), "site", body["target"],
-                       with_streams=bool(body.get("with_streams")), trigger="manual", started_by=user.username)
+                       with_streams=bool(body.get("with_streams")), trigger="manual", started_by=user.username,
+                       **({"interface": interface} if interface else {}))
     except Exception as exc:  # noqa: BLE001 - only the scan pipeline's own refusals become 409
         if type(exc).__name__ not in ("ScanAlreadyRunning", "ScanTargetError", "ScanError"):
             raise

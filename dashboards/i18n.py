@@ -336,6 +336,7 @@ RULE_LABELS: dict[str, tuple[str, str]] = {
     "image_low_detail": ("ภาพรายละเอียดต่ำ", "Low-detail picture"),
     "image_blur": ("ภาพพร่ามัวหรือเลนส์ถูกปิดบัง", "Blurred picture or covered lens"),
     "onvif_unreachable": ("อ่านข้อมูล ONVIF ไม่ได้", "ONVIF cannot be read"),
+    "not_activated": ("อุปกรณ์ยังไม่เปิดใช้งาน (ไม่มีรหัสผ่าน)", "Device never activated (no password)"),
     "unregistered": ("ไม่ได้ลงทะเบียน", "Not registered"),
     "registered_missing": ("ลงทะเบียนแต่ไม่พบ", "Registered but not found"),
     "count_shortfall": ("จำนวนกล้องน้อยกว่าที่อนุมัติ", "Fewer cameras than approved"),

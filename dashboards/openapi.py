@@ -124,7 +124,10 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                          "requestBody": {"required": True, "content": {"application/json": {"schema": {
                              "type": "object", "required": ["target"],
                              "properties": {"target": {"type": "string", "description": "PROJECT/site"},
-                                            "with_streams": {"type": "boolean"}}}}}},
+                                            "with_streams": {"type": "boolean"},
+                                            "interface": {"type": "string", "description": (
+                                                "admins: also run WS-Discovery, SADP and Dahua discovery on "
+                                                "this interface of the server")}}}}}},
                          "responses": {"202": {"description": "Started; body has scan_run_id"},
                                        "403": {"description": "Not your agency's site"},
                                        "503": {"description": "Scan pipeline not installed"}, **errors}}},
@@ -143,7 +146,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                                      "description": "last batch of a run that covers its whole target"},
                         "observations": {"type": "array", "maxItems": 2000, "items": {
                             "type": "object", "required": ["address", "status", "observation_id"],
-                            "description": "probe --json objects (schema_version 1-2) with an observation_id",
+                            "description": "probe --json objects (schema_version 1-3) with an observation_id",
                             "properties": {"address": {"type": "string"}, "status": {"type": "string"},
                                            "observation_id": {"type": "string", "maxLength": 128},
                                            "schema_version": {"type": "integer"}}}}}}}}},

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -30,7 +30,7 @@ from probes.targets import DEFAULT_PATH, Target
 from probes.vendor_http import IDENTIFY_PATHS, says_vendor
 
 __all__ = ["DEFAULT_PORTS", "DiscoveredDevice", "sweep", "ws_discover", "parse_cidrs", "preferred_xaddr",
-           "interface_addresses"]
+           "interface_addresses", "multicast_collect"]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -362,9 +362,24 @@ def _probe_message(message_id: str) -> bytes:
 def _tolerant_probe(interface: str, address: str, timeout_s: float, retries: int, add: Any) -> None:
     """Our own Probe socket: accept any reply relating to our Probe (or any ProbeMatch) carrying XAddrs."""
     message_id = f"urn:uuid:{uuid.uuid4()}"
+    multicast_collect(interface, address, _probe_message(message_id), WSD_GROUP, WSD_PORT,
+                      lambda data, sender: _read_probe_match(data, sender, message_id), add,
+                      timeout_s=timeout_s, retries=retries, what="WS-Discovery Probe")
+
+
+def multicast_collect(interface: str, address: str, message: bytes, group: str, port: int,
+                      parse: Callable[[bytes, str], Any], add: Callable[[Any], None], *, timeout_s: float,
+                      retries: int, max_bytes: int = 65535, what: str = "discovery") -> None:
+    """Send ``message`` to ``group:port`` on ``interface`` (TTL 1) ``retries + 1`` times and hand every reply
+    that ``parse(data, sender)`` turns into something (not None) to ``add``, until ``timeout_s`` is over.
+
+    The one send-and-collect loop of WS-Discovery, SADP and Dahua discovery: bound to the interface's
+    ``address`` (and to the interface itself where permitted), replies over ``max_bytes`` are cut short
+    (and then refused by the parsers), errors are logged, never raised.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
     try:
-        try:  # keep the Probe on the named interface even with several routes (needs root; best effort)
+        try:  # keep the probe on the named interface even with several routes (needs root; best effort)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
         except (OSError, AttributeError):
             LOGGER.debug("SO_BINDTODEVICE %s not permitted; relying on IP_MULTICAST_IF", interface)
@@ -373,7 +388,6 @@ def _tolerant_probe(interface: str, address: str, timeout_s: float, retries: int
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, struct.pack("b", 1))
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
         sock.settimeout(0.1)
-        probe = _probe_message(message_id)
         deadline = time.monotonic() + timeout_s
         gap = min(0.5, timeout_s / (retries + 2))
         sends = [time.monotonic() + i * gap for i in range(retries + 1)]
@@ -381,19 +395,19 @@ def _tolerant_probe(interface: str, address: str, timeout_s: float, retries: int
             if sends and time.monotonic() >= sends[0]:
                 sends.pop(0)
                 try:
-                    sock.sendto(probe, (WSD_GROUP, WSD_PORT))
+                    sock.sendto(message, (group, port))
                 except OSError as exc:
-                    LOGGER.warning("cannot send WS-Discovery Probe on %s: %s", interface, exc)
+                    LOGGER.warning("cannot send %s to %s:%s on %s: %s", what, group, port, interface, exc)
                     return
             try:
-                data, peer = sock.recvfrom(65535)
+                data, peer = sock.recvfrom(max_bytes)
             except (TimeoutError, socket.timeout):
                 continue
-            device = _read_probe_match(data, peer[0], message_id)
-            if device is not None:
-                add(device)
+            item = parse(data, peer[0])
+            if item is not None:
+                add(item)
     except OSError as exc:
-        LOGGER.warning("WS-Discovery on %s failed: %s", interface, exc)
+        LOGGER.warning("%s on %s failed: %s", what, interface, exc)
     finally:
         sock.close()
 

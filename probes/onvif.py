@@ -44,7 +44,7 @@ from probes.onvif_values import (
     _repair_url,
     _s,
     _says_locked,
-    _scope_fields,
+    scope_fields,
     _uri_of,
     _xml_text,
 )
@@ -182,7 +182,7 @@ class _State:
         """The frozen observation."""
         device = None
         if self.device or self.macs or self.scopes:
-            name, location, profiles = _scope_fields(self.scopes)
+            name, location, profiles = scope_fields(self.scopes)
             device = DeviceIdentity(
                 manufacturer=self.device.get("manufacturer"), model=self.device.get("model"),
                 firmware=self.device.get("firmware"), serial=self.device.get("serial"),

@@ -167,7 +167,8 @@ def _onvif_datetime(node: Any) -> datetime | None:
         return None
 
 
-def _scope_fields(scopes: Sequence[str]) -> tuple[str | None, str | None, tuple[str, ...]]:
+def scope_fields(scopes: Sequence[str]) -> tuple[str | None, str | None, tuple[str, ...]]:
+    """(name, location, ONVIF profiles) from onvif://www.onvif.org/... scopes (URL-decoded)."""
     name = location = None
     profiles: list[str] = []
     for scope in scopes:

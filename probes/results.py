@@ -31,7 +31,9 @@ __all__ = [
 ]
 
 #: Bumped when a field changes meaning; stored with every observation.
-SCHEMA_VERSION = 2  # 2: protocols, field_sources, onvif_status, channels, storage, retention_days, device_type
+#: 2: protocols, field_sources, onvif_status, channels, storage, retention_days, device_type;
+#: 3: statuses ``discovered`` and ``not_activated`` (discovery results as observations, probes.discovered)
+SCHEMA_VERSION = 3
 
 
 
@@ -47,6 +49,10 @@ class ProbeStatus(str, enum.Enum):
     NOT_SUPPORTED = "not_supported"  # a required ONVIF service/operation is missing
     MALFORMED_REPLY = "malformed_reply"  # the device answered with XML/SOAP we cannot read
     ERROR = "error"  # anything else (bug, unexpected library error); message says what
+    #: found by a discovery broadcast (WS-Discovery, SADP, Dahua) or a sweep and not probed: identity only
+    DISCOVERED = "discovered"
+    #: a Hikvision device that SADP reports as never activated (no admin password yet): nothing can be read
+    NOT_ACTIVATED = "not_activated"
 
 
 @dataclass(frozen=True)

@@ -12,17 +12,15 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
 import struct
 import threading
-import time
 import uuid
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 from lxml import etree
 
-from probes.discovery import interface_addresses
+from probes.discovery import interface_addresses, multicast_collect
 
 __all__ = ["VendorDiscovered", "vendor_discover", "SADP_GROUP", "SADP_PORT", "DAHUA_GROUP", "DAHUA_PORT",
            "sadp_inquiry", "dahua_search", "parse_sadp", "parse_dahua"]
@@ -129,42 +127,6 @@ def parse_dahua(data: bytes, sender: str) -> VendorDiscovered | None:
         firmware=_clean(info.get("Version")), mac=_mac(info.get("Mac")), http_port=_port(info.get("HttpPort")))
 
 
-def _probe(interface: str, address: str, group: str, port: int, message: bytes, parse: Callable,
-           timeout_s: float, retries: int, add: Callable[[VendorDiscovered], None]) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
-    try:
-        try:  # keep the probe on the named interface (needs root; best effort, as for WS-Discovery)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
-        except (OSError, AttributeError):
-            LOGGER.debug("SO_BINDTODEVICE %s not permitted; relying on IP_MULTICAST_IF", interface)
-        sock.bind((address, 0))
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(address))
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, struct.pack("b", 1))
-        sock.settimeout(0.1)
-        deadline = time.monotonic() + timeout_s
-        gap = min(0.5, timeout_s / (retries + 2))
-        sends = [time.monotonic() + i * gap for i in range(retries + 1)]
-        while time.monotonic() < deadline:
-            if sends and time.monotonic() >= sends[0]:
-                sends.pop(0)
-                try:
-                    sock.sendto(message, (group, port))
-                except OSError as exc:
-                    LOGGER.warning("cannot send discovery to %s:%s on %s: %s", group, port, interface, exc)
-                    return
-            try:
-                data, peer = sock.recvfrom(_MAX_DATAGRAM + 1)
-            except (TimeoutError, socket.timeout):
-                continue
-            device = parse(data, peer[0])
-            if device is not None:
-                add(device)
-    except OSError as exc:
-        LOGGER.warning("vendor discovery on %s failed: %s", interface, exc)
-    finally:
-        sock.close()
-
-
 def vendor_discover(interface: str, *, timeout_s: float = 3.0, retries: int = 2) -> list[VendorDiscovered]:
     """SADP and Dahua discovery on ``interface`` for ``timeout_s``; one entry per (method, MAC or address)."""
     address = interface_addresses(interface)[0]
@@ -176,10 +138,12 @@ def vendor_discover(interface: str, *, timeout_s: float = 3.0, retries: int = 2)
         with lock:
             found.setdefault((device.method, device.mac or device.address), device)
 
-    jobs = [(SADP_GROUP, SADP_PORT, sadp_inquiry(probe_id), parse_sadp),
-            (DAHUA_GROUP, DAHUA_PORT, dahua_search(), parse_dahua)]
-    threads = [threading.Thread(target=_probe, args=(interface, address, g, p, m, parse, timeout_s, retries, add),
-                                name=f"discover-{p}", daemon=True) for g, p, m, parse in jobs]
+    jobs = [("SADP", SADP_GROUP, SADP_PORT, sadp_inquiry(probe_id), parse_sadp),
+            ("Dahua", DAHUA_GROUP, DAHUA_PORT, dahua_search(), parse_dahua)]
+    threads = [threading.Thread(target=multicast_collect, args=(interface, address, m, g, p, parse, add),
+                                kwargs={"timeout_s": timeout_s, "retries": retries, "max_bytes": _MAX_DATAGRAM + 1,
+                                        "what": f"{name} discovery"},
+                                name=f"discover-{p}", daemon=True) for name, g, p, m, parse in jobs]
     for thread in threads:
         thread.start()
     for thread in threads:

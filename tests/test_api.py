@@ -119,6 +119,15 @@ def test_technician_cannot_scan_other_agency_in_api(client, data):
     assert response.status_code == 403
     response = client.post("/api/v1/scans", headers=bearer("admin"), data="not json", content_type="application/json")
     assert response.status_code == 400
+    # Discovery on an interface of the server: administrators only, and only an interface that exists.
+    response = client.post("/api/v1/scans", headers=bearer("tech-maesai"),
+                           json={"target": "CR-MS-2568-001/market", "interface": "lo"})
+    assert response.status_code == 403 and "administrator" in response.get_json()["detail"]
+    response = client.post("/api/v1/scans", headers=bearer("admin"), json={"target": "CR-MS-2568-001/market",
+                                                                             "interface": "no-such-if0"})
+    assert response.status_code == 409 and "no network interface called 'no-such-if0'" in response.get_json()["detail"]
+    assert client.post("/api/v1/scans", headers=bearer("admin"),
+                       json={"target": "CR-MS-2568-001/market", "interface": 7}).status_code == 400
 
 
 def test_session_cannot_post_to_the_api(client, data):

@@ -24,15 +24,19 @@ def _run(*args: str) -> str:
 
 def test_scan_throughput_benchmark_runs_every_phase_and_the_baseline():
     """Every phase reads all 12 cameras; the onvif-zeep 0.2.12 baseline runs in its own venv (created on
-    first use from the package registry) and the ratios are printed."""
+    first use from the package registry) and the ratios are printed, also the scan's with and without the
+    Hikvision/Dahua code path."""
     out = _run(str(BENCH / "scan_throughput.py"), "--cameras", "12", "--delay-ms", "5", "--baseline-cameras", "2",
-               "--phases", "probe,record,scan,library")
-    for label in ("probe engine", "recording only", "full scan", "onvif-zeep-async as documented"):
+               "--phases", "probe,record,scan-onvif,scan,library")
+    for label in ("probe engine", "recording only", "full scan + sqlite", "full scan, no vendor path",
+                  "onvif-zeep-async as documented"):
         line = next(li for li in out.splitlines() if label in li)
         assert re.search(r"\b12 cameras\s+12 ok\b", line), line
     assert "12 devices, 12 observations stored" in out
     assert re.search(r"onvif-zeep 0\.2\.12 \(seq\.\)\s+2 cameras\s+2 ok", out), out
     assert re.search(r"ratio scan / baseline: [\d.]+x cameras per second", out), out
+    assert re.search(r"ratio scan / scan-onvif \(vendor path on / off\): [\d.]+x cameras per second, [\d.]+x CPU "
+                     r"per camera: (within|NOT within) 10 %", out), out
     assert re.search(r"target >= 20x the baseline \(scan\): (met|NOT met)", out), out
 
 

@@ -365,7 +365,8 @@ def test_registered_missing_one_per_entry():
 # --- probe failures and status precedence -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", [s for s in ProbeStatus if s is not ProbeStatus.OK])
+@pytest.mark.parametrize("status", [s for s in ProbeStatus if s not in (
+    ProbeStatus.OK, ProbeStatus.DISCOVERED, ProbeStatus.NOT_ACTIVATED)])  # those two: test_discovery_ingest.py
 def test_probe_failure_gives_one_finding(status):
     """A failed probe yields exactly one ``onvif_unreachable`` finding carrying the probe message."""
     o = Observation(address="127.0.3.20:8000", status=status, error="HTTP 403 from /onvif/device_service")

@@ -137,6 +137,25 @@ def test_disks_failed_and_missing():
     assert not [f for f in evaluate_device(unread, nvr_spec(), registered=True) if f.rule_id.startswith("disk_")]
 
 
+def test_each_channel_stream_is_judged_once_on_its_own_device():
+    """The recorder lists channel 1's streams among its profiles; only channel 1's device is judged on them."""
+    from probes.results import StreamCheck
+
+    sub = MediaProfile(token="102", encoding="H264", width=640, height=360, fps=15.0, media_service="isapi")
+    ch1 = recorder_obs().channels[0].__class__(**{**recorder_obs().channels[0].__dict__, "profiles": (MAIN, sub)})
+    # claims 1920x1080 H.264, delivers 1280x720 H.265: stream_resolution and stream_codec (and codec) findings
+    bad = StreamCheck(profile_token="101", ok=True, width=1280, height=720, fps=25.0, codec="H265")
+    rec = recorder_obs(channels=(ch1, *recorder_obs().channels[1:]), profiles=(MAIN, sub), stream_checks=(bad,))
+    spec = nvr_spec(codec={"allowed": ["H264"]})
+    recorder, channel_1 = expand(rec)[:2]
+    on_recorder = {f.rule_id for f in evaluate_device(recorder, spec, registered=True)}
+    on_channel = {f.rule_id for f in evaluate_device(channel_1, spec, registered=True)}
+    assert {"stream_resolution", "stream_codec", "codec"} <= on_channel
+    assert not on_recorder & {"stream_resolution", "stream_codec", "codec", "stream_fps", "stream"}
+    assert "channel_not_recording" in on_recorder  # the recorder's own rules still apply
+    assert recorder.profiles == (MAIN, sub)  # what is stored stays what the recorder reported
+
+
 def test_online_channel_without_recordings_is_not_recording():
     """Channel 2 is online with nothing recorded; channel 3 is offline (its own finding is 'offline')."""
     got = [(f.rule_id, f.subject) for f in evaluate_device(recorder_obs(), nvr_spec(), registered=True)

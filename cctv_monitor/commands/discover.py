@@ -27,13 +27,18 @@ def register(group: AppGroup) -> None:
     @click.option("--concurrency", type=click.IntRange(1, 4096), default=256, show_default=True,
                   help="Addresses probed at once in a sweep.")
     @click.option("--json", "as_json", is_flag=True, help="Print the devices as a JSON list.")
+    @click.option("--save", "save_path", type=click.Path(dir_okay=False),
+                  help="Also append what was found to FILE as observations (JSON lines, one per host, status "
+                       "discovered or not_activated) for `cctv-monitor ingest FILE`.")
     def discover(interface: str | None, ranges: tuple[str, ...], ports: str, timeout_s: float | None,
-                 concurrency: int, as_json: bool) -> None:
+                 concurrency: int, as_json: bool, save_path: str | None) -> None:
         """Find cameras and recorders. Needs --interface or --range: nothing is scanned that was not named.
 
         --interface: WS-Discovery (ONVIF), Hikvision SADP (UDP 37020) and Dahua discovery (UDP 37810), which
         also find devices with ONVIF off and say whether a Hikvision device was ever activated. --range:
-        addresses answering ONVIF, or whose web server is Hikvision or Dahua.
+        addresses answering ONVIF, or whose web server is Hikvision or Dahua. --save FILE: the same as
+        observations, one per host, that `cctv-monitor ingest FILE` turns into devices (a Hikvision device
+        never activated becomes a critical finding); no credential is used.
         """
         import asyncio
 
@@ -49,22 +54,37 @@ def register(group: AppGroup) -> None:
             raise click.BadParameter(f"{ports!r} is not a comma-separated list of port numbers",
                                      param_hint="--ports") from None
         rows: list[dict] = []
+        wsd, vendor, swept = [], [], []
         try:
             if interface:
-                for dev in ws_discover(interface, timeout_s=timeout_s or 3.0):
+                wsd = ws_discover(interface, timeout_s=timeout_s or 3.0)
+                for dev in wsd:
                     rows.append({"method": "ws-discovery", "address": dev.address, "xaddr": dev.preferred_xaddr,
                                  "xaddrs": list(dev.xaddrs), "scopes": list(dev.scopes), "types": list(dev.types),
                                  "epr": dev.epr})
-                for found in vendor_discover(interface, timeout_s=timeout_s or 3.0):
+                vendor = vendor_discover(interface, timeout_s=timeout_s or 3.0)
+                for found in vendor:
                     rows.append({**found.to_dict(), "method": found.method, "xaddr": None})
             if ranges:
-                found = asyncio.run(sweep(list(ranges), port_list, concurrency=concurrency,
+                swept = asyncio.run(sweep(list(ranges), port_list, concurrency=concurrency,
                                           timeout_s=timeout_s or 1.5))
-                for target in found:
+                for target in swept:
                     rows.append({"method": "sweep", "address": target.host, "port": target.port,
                                  "xaddr": target.url})
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
+        if save_path:
+            from cctv_monitor.fieldwork import tool_version
+            from probes.discovered import discovered_observations
+            from probes.fieldfile import write
+
+            try:
+                saved = write(save_path, discovered_observations(wsd=wsd, vendor=vendor, swept=swept),
+                              tool_version=tool_version())
+            except OSError as exc:
+                raise click.FileError(save_path, exc.strerror or str(exc)) from None
+            click.echo(f"{saved} observation(s) appended to {save_path} (import with: cctv-monitor ingest "
+                       f"{save_path})", err=True)
         if as_json:
             click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
             return

@@ -1,4 +1,4 @@
-"""``cctv-monitor ingest FILE``: record observations saved on a field laptop (``probe/check --save``)."""
+"""``cctv-monitor ingest FILE``: record observations saved on a field laptop (``probe/check/discover --save``)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,10 @@ def register(group: AppGroup) -> None:
     def ingest_command(path: str, target: str | None, complete: bool, operator: str | None) -> None:
         """Record the observations of FILE (JSON lines) and print how many were new.
 
-        Observations already stored (same observation id) are skipped, so importing a file again prints
-        "0 new". A file without --complete changes only the devices it contains.
+        FILE comes from `probe --save`, `check --save` or `discover --save` (devices found without
+        credentials: new ones are added unjudged, a Hikvision device never activated becomes a critical
+        finding). Observations already stored (same observation id) are skipped, so importing a file
+        again prints "0 new". A file without --complete changes only the devices it contains.
         """
         from cctv_monitor.audit import cli_actor
         from cctv_monitor.fieldwork import ingest_observations

@@ -115,6 +115,10 @@ def register(group: AppGroup) -> None:
     @click.option("--range", "cidr", help="Address range(s), comma-separated: a CIDR 10.20.1.0/24, a range 10.20.1.11-10.20.1.18 "
                   "(or 10.20.1.11-18), an address, or host:port.")
     @click.option("--streams", is_flag=True, help="Also open each main RTSP stream and measure it (slower).")
+    @click.option("--interface", "-i", "interface",
+                  help="Also run WS-Discovery, Hikvision SADP and Dahua discovery on this network interface: "
+                       "devices inside the target's ranges are probed, the others (and never-activated "
+                       "Hikvision devices) are recorded from what they said, without any credential.")
     @click.option("--progress/--no-progress", default=None,
                   help="Progress bar, or with a broker a line per change of the units (default: on a terminal).")
     @click.option("--wait/--no-wait", default=True, show_default=True,
@@ -122,11 +126,12 @@ def register(group: AppGroup) -> None:
                        "at its deadline), or return once its units are sent. Without a broker the scan always "
                        "runs here to the end.")
     def scan(site: str | None, project: str | None, agency: str | None, cidr: str | None, streams: bool,
-             progress: bool | None, wait: bool) -> None:
+             interface: str | None, progress: bool | None, wait: bool) -> None:
         """Scan a site, project, agency or address range and record what answers.
 
         With a broker the scan goes to the zone workers as work units; by default this waits for the run
-        to close and prints its summary (Ctrl-C stops waiting; the run goes on).
+        to close and prints its summary (Ctrl-C stops waiting; the run goes on). A scan with --interface
+        runs here even with a broker (the interface is on this machine).
         """
         from cctv_monitor.scanning import ScanAlreadyRunning, ScanError, ScanTargetError, run_scan
         from cctv_monitor.db import get_db
@@ -141,7 +146,8 @@ def register(group: AppGroup) -> None:
         app = current_app._get_current_object()
         try:
             with _sigterm_as_interrupt():
-                run_id = run_scan(app, kind, value, with_streams=streams, progress=bar, started_by=_who())
+                run_id = run_scan(app, kind, value, with_streams=streams, progress=bar, started_by=_who(),
+                                  interface=interface)
         except ScanTargetError as exc:
             _fail(str(exc))
         except ScanAlreadyRunning as exc:
@@ -219,7 +225,10 @@ def register(group: AppGroup) -> None:
                     findings.setdefault(f.device_id, []).append(f)
 
             def reason(device_id: int) -> str | None:
-                hit = next((f for f in findings.get(device_id, []) if f.rule_id == "onvif_unreachable"), None)
+                hit = next((f for f in findings.get(device_id, [])
+                            if f.rule_id in ("onvif_unreachable", "not_activated")), None)
+                if hit is not None and hit.rule_id == "not_activated":
+                    return unreachable_reason("not_activated")[1]
                 return unreachable_reason(hit.observed or "error")[1] if hit else None
 
             items = [{

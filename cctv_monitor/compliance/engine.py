@@ -35,6 +35,14 @@ _UNREACHABLE_TEXT = {
     ProbeStatus.MALFORMED_REPLY: ("อุปกรณ์ตอบกลับด้วยข้อมูล XML/SOAP ที่อ่านไม่ได้",
                                   "The device replied with XML/SOAP we cannot read"),
     ProbeStatus.ERROR: ("เกิดข้อผิดพลาดระหว่างตรวจอุปกรณ์", "Probing the device failed"),
+    ProbeStatus.DISCOVERED: ("พบอุปกรณ์จากการค้นหาในเครือข่าย แต่ยังไม่ได้ตรวจ (ตรวจในการสแกนครั้งถัดไปที่ครอบคลุมที่อยู่นี้)",
+                             "Found by network discovery, not probed yet (the next scan covering its address reads it)"),
+    ProbeStatus.NOT_ACTIVATED: (
+        "อุปกรณ์ Hikvision นี้ยังไม่เคยเปิดใช้งาน (ยังไม่ได้ตั้งรหัสผ่านผู้ดูแลระบบ) ผู้ใดในเครือข่ายก็ตั้งรหัสผ่านและยึดอุปกรณ์ได้: "
+        "เปิดใช้งาน (Activate) ด้วยรหัสผ่านที่รัดกุมผ่านโปรแกรม SADP หรือหน้าเว็บของอุปกรณ์ แล้วตั้งที่อยู่ IP ให้ตรงกับไซต์",
+        "This Hikvision device was never activated (no admin password set), so anyone on the network can set one "
+        "and take it over: activate it with a strong password using the SADP tool or its web page, then give it "
+        "the site's IP address"),
 }
 
 #: A few words per probe outcome for one-line tables (scan summary, ``devices``, the dashboard's device table).
@@ -47,6 +55,8 @@ _SHORT_REASON = {
     ProbeStatus.NOT_SUPPORTED: ("ไม่มีบริการ ONVIF ที่จำเป็น", "ONVIF service missing"),
     ProbeStatus.MALFORMED_REPLY: ("คำตอบอ่านไม่ได้", "unreadable reply"),
     ProbeStatus.ERROR: ("ตรวจไม่สำเร็จ", "probe error"),
+    ProbeStatus.DISCOVERED: ("พบจากการค้นหา ยังไม่ได้ตรวจ", "discovered, not probed yet"),
+    ProbeStatus.NOT_ACTIVATED: ("ยังไม่เปิดใช้งาน (ไม่มีรหัสผ่าน)", "not activated (no password)"),
 }
 
 
@@ -61,7 +71,18 @@ def unreachable_reason(status: ProbeStatus | str, *, short: bool = True) -> tupl
 
 
 def evaluate_device(obs: Observation, spec: Spec, *, registered: bool = True) -> list[FindingResult]:
-    """Findings for one device: probe failure alone, else the profile's rules plus registration."""
+    """Findings for one device: probe failure alone, else the profile's rules plus registration.
+
+    A device only discovered (not probed) gets no verdict; one SADP reports as never activated gets the
+    critical ``not_activated`` finding with the fix.
+    """
+    if obs.status is ProbeStatus.DISCOVERED:
+        return []
+    if obs.status is ProbeStatus.NOT_ACTIVATED:
+        th, en = _UNREACHABLE_TEXT[ProbeStatus.NOT_ACTIVATED]
+        return [FindingResult(rule_id="not_activated", severity=ENGINE_RULES["not_activated"],
+                              expected="activated with a strong admin password", observed="not activated (SADP)",
+                              source=None, message_th=th, message_en=en)]
     if not obs.ok:
         th, en = _UNREACHABLE_TEXT.get(obs.status, _UNREACHABLE_TEXT[ProbeStatus.ERROR])
         if obs.auth_locked:  # not a wrong password: say so, or someone "fixes" the right one
@@ -126,11 +147,13 @@ def derive_status(obs: Observation | None, findings: Sequence[FindingResult], *,
        (or its recorder lists it),
        else MISSING if registered (it never showed up), else UNKNOWN;
     2. it answered but we could not read it (auth failed, ONVIF disabled, not ONVIF, not supported,
-       malformed reply, probe error): UNREACHABLE;
+       malformed reply, probe error, never activated): UNREACHABLE (only discovered, not probed: UNKNOWN);
     3. not in any register: UNREGISTERED (even when otherwise compliant; its findings still say so);
     4. any critical or major finding: NON_COMPLIANT;
     5. otherwise COMPLIANT (minor and info findings do not change the status).
     """
+    if obs is not None and obs.status is ProbeStatus.DISCOVERED:
+        return DeviceStatus.UNKNOWN  # present, never judged: the next scan covering its address reads it
     if obs is None or obs.status in SILENT:
         # A camera its recorder lists but reports offline has been there: offline, not unknown.
         if seen_before or (obs is not None and obs.recorder is not None):

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Iterator
 
 from cctv_monitor.compliance.findings import FindingResult
-from cctv_monitor.compliance.rules import DeviceContext, Param, Rule, _fmt_num, _number, register
+from cctv_monitor.compliance.params import number
+from cctv_monitor.compliance.rules import DeviceContext, Rule, fmt_num, register
 from cctv_monitor.statuses import Severity
 
 __all__ = ["RetentionRule", "DisksRule", "RecordingRule", "kept_days"]
@@ -35,7 +36,7 @@ class RetentionRule(Rule):
     key = "retention"
     rule_ids = {"retention": Severity.MAJOR}
     title_en, title_th = "Days of video kept", "จำนวนวันที่เก็บบันทึกภาพ"
-    params = {"min_retention_days": Param(_number(float, minimum=0), required=True)}
+    params = {"min_retention_days": number(float, minimum=0, required=True)}
 
     def evaluate(self, ctx: DeviceContext) -> Iterator[FindingResult]:
         """Compare the days kept with the threshold; unknown retention is not judged."""
@@ -48,9 +49,9 @@ class RetentionRule(Rule):
         where_th = f" (ช่อง {', '.join(short)})" if short else ""
         where_en = f" (channel {', '.join(short)})" if short else ""
         yield self.finding(
-            "retention", expected=f">= {_fmt_num(need)} days", observed=f"{days:.1f} days",
-            th=f"เก็บบันทึกภาพได้ {days:.1f} วัน น้อยกว่าที่กำหนด (ไม่น้อยกว่า {_fmt_num(need)} วัน){where_th}",
-            en=f"{days:.1f} days of video are kept, fewer than the required {_fmt_num(need)}{where_en}")
+            "retention", expected=f">= {fmt_num(need)} days", observed=f"{days:.1f} days",
+            th=f"เก็บบันทึกภาพได้ {days:.1f} วัน น้อยกว่าที่กำหนด (ไม่น้อยกว่า {fmt_num(need)} วัน){where_th}",
+            en=f"{days:.1f} days of video are kept, fewer than the required {fmt_num(need)}{where_en}")
 
 
 @register
@@ -60,7 +61,7 @@ class DisksRule(Rule):
     key = "disks"
     rule_ids = {"disk_failed": Severity.MAJOR, "disk_missing": Severity.MAJOR}
     title_en, title_th = "Recorder disks healthy", "ฮาร์ดดิสก์ของเครื่องบันทึกอยู่ในสภาพใช้งานได้"
-    params = {"min_disks": Param(_number(int, minimum=0), default=1)}
+    params = {"min_disks": number(int, minimum=0, default=1)}
 
     def evaluate(self, ctx: DeviceContext) -> Iterator[FindingResult]:
         """One finding per unhealthy disk; one when fewer disks than required are reported."""

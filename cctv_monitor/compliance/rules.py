@@ -16,11 +16,12 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterator, Mapping
+from typing import Any, ClassVar, Iterator, Mapping
 
 from probes.results import MediaProfile, Observation, StreamCheck
 
 from cctv_monitor.compliance.findings import FindingResult
+from cctv_monitor.compliance.params import Param, codes, number
 from cctv_monitor.compliance.requirement import Requirement, SpecError
 from cctv_monitor.statuses import Severity
 
@@ -64,7 +65,22 @@ def main_profile(obs: Observation) -> MediaProfile | None:
     return best
 
 
-def _fmt_num(value: float | int | None) -> str:
+def own_streams(obs: Observation) -> Observation:
+    """``obs`` without the streams of the cameras behind it (a recorder lists them as its own profiles).
+
+    Each channel's streams are judged once, on the channel's device (:func:`cctv_monitor.recorders.expand`
+    gives it those profiles and checks); the recorder keeps what is left, often nothing.
+    """
+    if obs.recorder is not None or not obs.channels:
+        return obs
+    theirs = {p.token for ch in obs.channels for p in ch.profiles}
+    if not theirs:
+        return obs
+    return obs.with_updates(profiles=tuple(p for p in obs.profiles if p.token not in theirs),
+                            stream_checks=tuple(c for c in obs.stream_checks if c.profile_token not in theirs))
+
+
+def fmt_num(value: float | int | None) -> str:
     if value is None:
         return "-"
     if isinstance(value, float) and value.is_integer():
@@ -82,7 +98,8 @@ class DeviceContext:
 
     @classmethod
     def build(cls, obs: Observation) -> "DeviceContext":
-        """Derive the main profile and index the stream checks."""
+        """Derive the main profile and index the stream checks (a recorder keeps only its own streams)."""
+        obs = own_streams(obs)
         return cls(obs=obs, main=main_profile(obs), checks={c.profile_token: c for c in obs.stream_checks})
 
     @property
@@ -100,54 +117,8 @@ class DeviceContext:
 # Parameter parsing
 
 
-@dataclass(frozen=True)
-class Param:
-    """One parameter of a rule: its parser, whether required, its default."""
-
-    parse: Callable[[Any, str], Any]
-    required: bool = False
-    default: Any = None
-    help: str = ""
-
-
-def _number(kind: type, *, minimum: float | None = None) -> Callable[[Any, str], Any]:
-    def parse(value: Any, where: str) -> Any:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise SpecError(where, f"expected a number, got {value!r}")
-        try:
-            number = kind(value)
-            if kind is int and float(value) != number:
-                raise ValueError
-        except (TypeError, ValueError):
-            word = "whole number" if kind is int else "number"
-            raise SpecError(where, f"expected a {word}, got {value!r}") from None
-        if minimum is not None and number < minimum:
-            raise SpecError(where, f"must be at least {minimum:g}, got {number!r}")
-        return number
-    return parse
-
-
-def _codes(value: Any, where: str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or not value:
-        raise SpecError(where, f"expected a non-empty list, got {value!r}")
-    out = []
-    for item in value:
-        if not isinstance(item, str) or not item.strip():
-            raise SpecError(where, f"expected names, got {item!r}")
-        out.append(item.strip().upper())
-    return tuple(out)
-
-
 def _codec_list(value: Any, where: str) -> tuple[str, ...]:
-    return tuple(normalise_codec(c) or c for c in _codes(value, where))
-
-
-def _bool_param(value: Any, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise SpecError(where, f"expected true or false, got {value!r}")
+    return tuple(normalise_codec(c) or c for c in codes(value, where))
 
 
 def _version_map(value: Any, where: str) -> dict[str, str]:
@@ -248,8 +219,8 @@ class ResolutionRule(Rule):
     key = "resolution"
     rule_ids = {"resolution": Severity.MAJOR}
     title_en, title_th = "Minimum resolution", "ความละเอียดภาพขั้นต่ำ"
-    params = {"min_width": Param(_number(int, minimum=1)), "min_height": Param(_number(int, minimum=1)),
-              "min_megapixels": Param(_number(float, minimum=0))}
+    params = {"min_width": number(int, minimum=1), "min_height": number(int, minimum=1),
+              "min_megapixels": number(float, minimum=0)}
 
     @classmethod
     def check_params(cls, values: dict[str, Any], where: str) -> None:
@@ -266,7 +237,7 @@ class ResolutionRule(Rule):
         if self.p["min_width"]:
             parts.append(f"{self.p['min_width']}x{self.p['min_height']}")
         if self.p["min_megapixels"] is not None:
-            parts.append(f"{_fmt_num(self.p['min_megapixels'])} MP")
+            parts.append(f"{fmt_num(self.p['min_megapixels'])} MP")
         return " / ".join(parts)
 
     def evaluate(self, ctx: DeviceContext) -> Iterator[FindingResult]:
@@ -306,9 +277,9 @@ class FrameRateRule(Rule):
     key = "fps"
     rule_ids = {"fps": Severity.MAJOR}
     title_en, title_th = "Minimum frame rate", "อัตราเฟรมขั้นต่ำ"
-    params = {"min": Param(_number(float, minimum=0), required=True),
+    params = {"min": number(float, minimum=0, required=True),
               # Frame timestamps of a 25 fps stream measure 24.6-25.4 over a few seconds.
-              "measured_tolerance": Param(_number(float, minimum=0), default=1.0)}
+              "measured_tolerance": number(float, minimum=0, default=1.0)}
 
     def evaluate(self, ctx: DeviceContext) -> Iterator[FindingResult]:
         """Compare the (measured, else claimed) main stream frame rate with the minimum."""
@@ -323,8 +294,8 @@ class FrameRateRule(Rule):
         else:
             return
         if fps < limit:
-            need = _fmt_num(self.p["min"])
-            got = _fmt_num(round(fps, 2))
+            need = fmt_num(self.p["min"])
+            got = fmt_num(round(fps, 2))
             yield self.finding(
                 "fps", expected=f"≥ {need} fps", observed=f"{got} fps ({how_en})", subject=ctx.main.token,
                 th=f"อัตราเฟรม {got} fps ({how_th}) ต่ำกว่าที่กำหนด (ไม่น้อยกว่า {need} fps)",
@@ -371,7 +342,7 @@ class StreamCountRule(Rule):
     key = "stream_count"
     rule_ids = {"stream_count": Severity.MAJOR}
     title_en, title_th = "Minimum number of streams", "จำนวนสตรีมขั้นต่ำ"
-    params = {"min": Param(_number(int, minimum=1), required=True)}
+    params = {"min": number(int, minimum=1, required=True)}
 
     def evaluate(self, ctx: DeviceContext) -> Iterator[FindingResult]:
         """Count the media profiles the device offers."""
@@ -390,7 +361,7 @@ class OnvifProfileRule(Rule):
     key = "onvif_profiles"
     rule_ids = {"onvif_profile": Severity.MAJOR, "onvif_off": Severity.INFO}
     title_en, title_th = "Required ONVIF profiles", "ONVIF Profile ที่ต้องรองรับ"
-    params = {"required": Param(_codes, required=True)}
+    params = {"required": Param(codes, required=True)}
 
     @staticmethod
     def supported(obs: Observation) -> tuple[set[str], bool]:
@@ -434,7 +405,7 @@ class ClockRule(Rule):
     key = "clock"
     rule_ids = {"clock": Severity.MAJOR}
     title_en, title_th = "Maximum clock drift", "ความคลาดเคลื่อนของนาฬิกาสูงสุด"
-    params = {"max_drift_s": Param(_number(float, minimum=0), required=True)}
+    params = {"max_drift_s": number(float, minimum=0, required=True)}
 
     def evaluate(self, ctx: DeviceContext) -> Iterator[FindingResult]:
         """Compare the absolute clock offset with the limit."""
@@ -442,7 +413,7 @@ class ClockRule(Rule):
         if offset is None:
             return
         if abs(offset) > self.p["max_drift_s"]:
-            limit = _fmt_num(self.p["max_drift_s"])
+            limit = fmt_num(self.p["max_drift_s"])
             got = f"{offset:+.0f}" if abs(offset) >= 10 else f"{offset:+.1f}"
             yield self.finding(
                 "clock", expected=f"≤ {limit} s", observed=f"{got} s",
@@ -494,7 +465,7 @@ class BitrateRule(Rule):
     key = "bitrate"
     rule_ids = {"bitrate": Severity.MAJOR, "bitrate_placeholder": Severity.INFO}
     title_en, title_th = "Bitrate bounds", "ช่วงอัตราบิต"
-    params = {"min_kbps": Param(_number(int, minimum=0)), "max_kbps": Param(_number(int, minimum=1))}
+    params = {"min_kbps": number(int, minimum=0), "max_kbps": number(int, minimum=1)}
 
     @classmethod
     def check_params(cls, values: dict[str, Any], where: str) -> None:
@@ -550,7 +521,7 @@ class ChannelsRule(Rule):
     key = "channels"
     rule_ids = {"channels": Severity.MAJOR}
     title_en, title_th = "Minimum video channels", "จำนวนช่องสัญญาณภาพขั้นต่ำ"
-    params = {"min": Param(_number(int, minimum=1), required=True)}
+    params = {"min": number(int, minimum=1, required=True)}
 
     def evaluate(self, ctx: DeviceContext) -> Iterator[FindingResult]:
         """Count distinct video sources over the media profiles."""
@@ -569,6 +540,7 @@ class ChannelsRule(Rule):
 #: Rule ids produced outside the rule classes (engine-level), with their severity.
 ENGINE_RULES: dict[str, Severity] = {
     "onvif_unreachable": Severity.CRITICAL,
+    "not_activated": Severity.CRITICAL,  # SADP: a Hikvision device with no admin password yet (take-over risk)
     "unregistered": Severity.MAJOR,
     "registered_missing": Severity.MAJOR,
     "count_shortfall": Severity.MAJOR,

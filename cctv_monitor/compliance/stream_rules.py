@@ -12,8 +12,8 @@ from typing import Iterator
 from probes.results import MediaProfile, StreamCheck
 
 from cctv_monitor.compliance.findings import FindingResult
-from cctv_monitor.compliance.rules import (DeviceContext, Param, Rule, _bool_param, _fmt_num, _number, normalise_codec,
-                                           register)
+from cctv_monitor.compliance.params import number, switch
+from cctv_monitor.compliance.rules import DeviceContext, Rule, fmt_num, normalise_codec, register
 from cctv_monitor.statuses import Severity
 
 #: Sharpness below which a picture reads as blurred or covered. Measured on the simulator: the moving test
@@ -34,10 +34,10 @@ class StreamMatchRule(Rule):
     rule_ids = {"stream_resolution": Severity.MAJOR, "stream_fps": Severity.MAJOR,
                 "stream_codec": Severity.MAJOR, "stream_gop": Severity.MAJOR}
     title_en, title_th = "Measured stream matches the ONVIF claim", "สตรีมจริงตรงกับที่ ONVIF แจ้ง"
-    params = {"fps_tolerance": Param(_number(float, minimum=0), default=0.15,
+    params = {"fps_tolerance": number(float, minimum=0, default=0.15,
                                      help="relative tolerance, 0.15 = 15 %"),
-              "fps_tolerance_abs": Param(_number(float, minimum=0), default=1.0),
-              "gop_tolerance": Param(_number(int, minimum=0), default=0,
+              "fps_tolerance_abs": number(float, minimum=0, default=1.0),
+              "gop_tolerance": number(int, minimum=0, default=0,
                                      help="frames the keyframe interval may differ from GovLength")}
 
     def evaluate(self, ctx: DeviceContext) -> Iterator[FindingResult]:
@@ -56,7 +56,7 @@ class StreamMatchRule(Rule):
             if profile.fps and check.fps:
                 allowed = max(profile.fps * self.p["fps_tolerance"], self.p["fps_tolerance_abs"])
                 if abs(check.fps - profile.fps) > allowed:
-                    claim, got = _fmt_num(profile.fps), _fmt_num(round(check.fps, 2))
+                    claim, got = fmt_num(profile.fps), fmt_num(round(check.fps, 2))
                     yield self.finding(
                         "stream_fps", expected=f"{claim} fps", observed=f"{got} fps", subject=profile.token,
                         th=f"ONVIF แจ้งอัตราเฟรม {claim} fps แต่สตรีมจริงของ {profile.token} ได้ {got} fps",
@@ -117,11 +117,11 @@ class ImageRule(Rule):
     rule_ids = {"image_black": Severity.MAJOR, "image_frozen": Severity.MAJOR,
                 "image_blur": Severity.MAJOR, "image_low_detail": Severity.MINOR}
     title_en, title_th = "Usable picture", "ภาพใช้งานได้"
-    params = {"black": Param(_bool_param, default=True), "frozen": Param(_bool_param, default=True),
-              "low_detail": Param(_bool_param, default=True),
-              "min_sharpness": Param(_number(float, minimum=0), default=DEFAULT_MIN_SHARPNESS,
+    params = {"black": switch(default=True), "frozen": switch(default=True),
+              "low_detail": switch(default=True),
+              "min_sharpness": number(float, minimum=0, default=DEFAULT_MIN_SHARPNESS,
                                      help="sharpness below which the picture is blurred or covered (0: off)"),
-              "covered_brightness": Param(_number(float, minimum=0), default=DEFAULT_COVERED_BRIGHTNESS,
+              "covered_brightness": number(float, minimum=0, default=DEFAULT_COVERED_BRIGHTNESS,
                                           help="mean grey level below which an unsharp picture is a covered lens")}
 
     def evaluate(self, ctx: DeviceContext) -> Iterator[FindingResult]:
@@ -152,13 +152,13 @@ class ImageRule(Rule):
         limit = self.p["min_sharpness"]
         if not limit or check.sharpness is None or check.black or check.sharpness >= limit:
             return None
-        token, got = check.profile_token, _fmt_num(round(check.sharpness, 1))
+        token, got = check.profile_token, fmt_num(round(check.sharpness, 1))
         if check.brightness is not None and check.brightness < self.p["covered_brightness"]:
             return self.finding(
-                "image_blur", expected=f"sharpness >= {_fmt_num(limit)}", observed=f"{got} (dark: covered lens)",
+                "image_blur", expected=f"sharpness >= {fmt_num(limit)}", observed=f"{got} (dark: covered lens)",
                 subject=token, th=f"ภาพจากสตรีม {token} มืดและไม่มีรายละเอียด (เลนส์อาจถูกปิดบัง) ความคมชัด {got}",
                 en=f"The {token} stream shows a dark picture without detail (covered lens), sharpness {got}")
         return self.finding(
-            "image_blur", expected=f"sharpness >= {_fmt_num(limit)}", observed=got, subject=token,
+            "image_blur", expected=f"sharpness >= {fmt_num(limit)}", observed=got, subject=token,
             th=f"ภาพจากสตรีม {token} พร่ามัว (หลุดโฟกัสหรือโดมเป็นฝ้า) ความคมชัด {got}",
             en=f"The {token} stream shows a blurred picture (out of focus or fogged dome), sharpness {got}")

@@ -17,7 +17,14 @@ from cctv_monitor.scan.scope import ScanScope
 from probes.results import Observation as ObsData
 from probes.vocab import is_placeholder_serial, is_valid_mac
 
-__all__ = ["IdentityIndex"]
+__all__ = ["IdentityIndex", "identityless"]
+
+
+def identityless(device: Device) -> bool:
+    """True when ``device`` has neither a usable MAC nor a real serial (known by its address alone)."""
+    if any(m and is_valid_mac(m) for m in [device.mac, *(device.macs or [])]):
+        return False
+    return not (device.serial and not is_placeholder_serial(device.serial))
 
 
 class IdentityIndex:
@@ -88,11 +95,20 @@ class IdentityIndex:
             if device_id is not None:
                 device = self.devices[device_id]
             conflicts.append("no usable MAC or serial: identified by address only")
+        elif device is None and not any("not merged" in c for c in conflicts):
+            # A device known only by its address (discovered, or read without identity) now says who it is.
+            device = self._identityless_at(obs.address)
         if device is not None and device.id in self.seen_this_run and self.seen_this_run[device.id] != obs.address:
             conflicts.append(f"same identity as {self.seen_this_run[device.id]} (device #{device.id}) "
                              "in this scan: not merged")
             device = None
         return device, usable, conflicts
+
+    def _identityless_at(self, address: str) -> Device | None:
+        """The device at ``address`` when it has neither a usable MAC nor a real serial of its own."""
+        device_id = self.by_address.get(address)
+        device = self.devices.get(device_id) if device_id is not None else None
+        return device if device is not None and identityless(device) else None
 
     def _usable_macs(self, macs: Sequence[str], address: str, conflicts: list[str]) -> list[str]:
         usable = []

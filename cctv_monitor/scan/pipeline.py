@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Callable, Iterable, Sequence
@@ -27,6 +28,7 @@ from cctv_monitor.scan.runs import RunRef, SessionFactory
 from cctv_monitor.scan.scope import ScanScope, site_networks
 from cctv_monitor.scan.settings import ScanSettings
 from probes.results import Observation as ObsData
+from probes.results import ProbeStatus
 from probes.targets import Credential, Target
 from probes.vocab import split_channel
 
@@ -52,8 +54,13 @@ class ScanOutcome:
 def scan(session_factory: SessionFactory, run: RunRef, *, settings: ScanSettings,
          credentials: CredentialProvider, typed: Sequence[Credential] = (), with_streams: bool = False,
          progress: ProgressCallback | None = None, keep_results: bool = False,
-         observations: Iterable[ObsData] | None = None) -> ScanOutcome:
-    """Probe the run's target (or record ``observations`` made elsewhere instead) into the open ``run``."""
+         observations: Iterable[ObsData] | None = None, interface: str | None = None) -> ScanOutcome:
+    """Probe the run's target (or record ``observations`` made elsewhere instead) into the open ``run``.
+
+    With ``interface``, WS-Discovery, SADP and Dahua discovery on it add the devices they find: those inside
+    the scope's ranges are probed like swept ones; the others, and every device SADP reports as never
+    activated, are recorded from what discovery said (no credential is sent to them).
+    """
     session = session_factory()
     try:
         scope = scope_of(session, run, settings)
@@ -70,11 +77,15 @@ def scan(session_factory: SessionFactory, run: RunRef, *, settings: ScanSettings
             return ScanOutcome(len(given), ingestor.recorder.results)
         plan = credential_plan(session, scope, settings, credentials, typed, ingestor)
         targets = discover(scope, ingestor, settings)
-        ingestor.row.total = len(targets)
+        unprobed = on_interface(interface, scope, targets, settings) if interface else []
+        ingestor.row.total = len(targets) + len(unprobed)
         session.commit()
-        LOGGER.info("scan run %s (%s): %d targets", run.id, run.target, len(targets))
+        LOGGER.info("scan run %s (%s): %d targets, %d discovered and not probed", run.id, run.target, len(targets),
+                    len(unprobed))
+        for obs in unprobed:
+            feed.add(obs)
         asyncio.run(_probe_and_record(feed, targets, plan, settings, with_streams, progress))
-        return ScanOutcome(len(targets), ingestor.recorder.results)
+        return ScanOutcome(len(targets) + len(unprobed), ingestor.recorder.results)
     finally:
         session.close()
 
@@ -178,6 +189,38 @@ def discover(scope: ScanScope, ingestor: Ingestor, settings: ScanSettings) -> li
     # Addresses that did not answer the sweep (hung, dripping, very slow or gone) are probed first: their
     # timeouts then overlap the bulk of the scan instead of trailing it (longest jobs first).
     return sorted(found.values(), key=lambda t: (t.address in answered, _sort_key(t.host, t.port)))
+
+
+def on_interface(interface: str, scope: ScanScope, targets: list[Target], settings: ScanSettings) -> list[ObsData]:
+    """Discovery on ``interface``: activated devices inside the scope join ``targets`` (probed); returns the
+    observations of the others (outside the scope's ranges, or never activated), recorded without a probe."""
+    from probes.discovered import discovered_observations
+    from probes.discovery import ws_discover
+    from probes.vendor_discovery import vendor_discover
+
+    timeout_s = min(settings.probe_timeout_s, 3.0)
+    with ThreadPoolExecutor(2, thread_name_prefix="discover") as pool:  # both listen for timeout_s: side by side
+        wsd = pool.submit(ws_discover, interface, timeout_s=timeout_s)
+        vendor = pool.submit(vendor_discover, interface, timeout_s=timeout_s)
+        found = discovered_observations(wsd=wsd.result(), vendor=vendor.result())
+    probed_hosts = {t.host for t in targets}
+    unprobed: list[ObsData] = []
+    for obs in found:
+        if obs.status is ProbeStatus.NOT_ACTIVATED:
+            # Nothing can be read before activation, and no credential goes to a device that has none.
+            targets[:] = [t for t in targets if t.host != obs.host]
+            unprobed.append(obs)
+        elif obs.host in probed_hosts:
+            continue  # the sweep (or the inventory) already has it: its probe says more
+        elif scope.covers(obs.address):
+            targets.append(Target.parse(obs.address, default_port=int(settings.ports[0])))
+            probed_hosts.add(obs.host)
+        else:
+            unprobed.append(obs)  # outside the scope's ranges: recorded from what it said, never probed
+    if unprobed:
+        LOGGER.info("discovery on %s: %d devices recorded without a probe (outside the ranges or not activated)",
+                    interface, len(unprobed))
+    return unprobed
 
 
 def _sort_key(host: str, port: int) -> tuple[Any, ...]:

@@ -45,7 +45,7 @@ from cctv_monitor.models import (
 from cctv_monitor.scan.alerts import alert_kinds
 from cctv_monitor.scan.errors import ScanError
 from cctv_monitor.scan.findings import clip, scrub, sync_findings
-from cctv_monitor.scan.identity import IdentityIndex
+from cctv_monitor.scan.identity import IdentityIndex, identityless
 from cctv_monitor.scan.ids import allocator_for
 from cctv_monitor.recorders import is_recorder
 from cctv_monitor.scan.scope import ScanScope, site_networks
@@ -238,9 +238,58 @@ class Recorder:
         return None
 
     def record(self, obs: ObsData) -> Recorded | None:
-        """Record one observation (answering or silent)."""
+        """Record one observation (answering, silent, or only discovered)."""
+        if obs.status is ProbeStatus.DISCOVERED:
+            return self.record_discovered(obs)
         # A camera its recorder reports offline is still known (identity, channel): recorded like an answer.
         return self.record_silent(obs) if obs.status in SILENT and obs.recorder is None else self.record_answering(obs)
+
+    def record_discovered(self, obs: ObsData) -> Recorded:
+        """A device a discovery broadcast found and nobody probed: a new device (status unknown, project by
+        register or site), or presence and identity facts for a known one, whose status and findings stay."""
+        now = parse_time(obs.observed_at)
+        device, macs, conflicts = self.ident.identify(obs)
+        if device is None:
+            # WS-Discovery, SADP or a sweep named another port than the one the device is known (or probed) at.
+            same = self._same_host(obs)
+            if same is not None and (identityless(same) or not macs and not (obs.device and obs.device.serial)):
+                device = same
+                conflicts = [c for c in conflicts if not c.startswith("no usable MAC or serial")]
+        is_new = device is None
+        if device is None:
+            device = Device(first_seen=now, status=DeviceStatus.UNKNOWN.value, macs=[])
+            self.session.add(device)
+        else:
+            obs = obs.with_updates(address=device.address)  # its probed address stays its address
+        changes = self._assign_identity(device, obs, macs, conflicts, is_new)
+        if is_new:
+            project, site, device.registered = self._match(device, obs, macs, conflicts)
+            device.project_id = project.id if project else None
+            device.agency_id = project.agency_id if project else None
+            device.site_id = site.id if site is not None and (project is None or site.project_id == project.id) \
+                else None
+        self.session.flush()
+        row = self._observation_row(obs, device.id, now)
+        self.session.add(row)
+        self.session.flush()
+        for attr, old, new in changes:
+            self.session.add(DeviceChange(device_id=device.id, observation_id=row.id, scan_run_id=self.run.id,
+                                          attribute=attr, old_value=str(old), new_value=str(new), changed_at=now))
+        device.last_seen = now
+        if is_new:
+            device.last_observation_id = row.id
+        self.run.done = (self.run.done or 0) + 1
+        self._commit()
+        self.ident.claim(device, macs, obs.address)
+        result = Recorded(obs, device.id, device.status, [], device.project_id, bool(device.registered))
+        self._done(result, answered=False)
+        return result
+
+    def _same_host(self, obs: ObsData) -> Device | None:
+        """The one known device (not behind a recorder) at the observation's host, on any port."""
+        host = obs.host
+        found = [d for d in self.devices.values() if d.address and d.recorder_id is None and host_of(d.address) == host]
+        return found[0] if len(found) == 1 else None
 
     def record_answering(self, obs: ObsData) -> Recorded:
         """Record one observation where something answered (ok or a readable failure)."""
