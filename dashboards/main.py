@@ -94,7 +94,7 @@ def devices() -> Any:
     filters = DeviceFilters.from_args(request.args)
     page = queries.device_page(session, filters, current_user)
     return render_template("devices.html", page=page, filters=filters,
-                           options=queries.filter_options(session, current_user))
+                           options=overview_cache.filter_options(session, current_user))
 
 
 def _profiles(obs: Observation | None) -> list[dict[str, Any]]:
@@ -172,7 +172,7 @@ def unregistered() -> Any:
                                  .where(Site.project_id.in_([p.id for p in projects_rows] or [-1]))
                                  .order_by(Site.project_id, Site.code)))
     return render_template("unregistered.html", page=page, filters=filters, projects=projects_rows, sites=sites,
-                           options=queries.filter_options(session, current_user))
+                           options=overview_cache.filter_options(session, current_user))
 
 
 @bp.route("/unregistered/assign", methods=["POST"])
@@ -432,7 +432,7 @@ def exports_page() -> Any:
     filters = DeviceFilters.from_args(request.args)
     total = queries.device_page(session, replace(filters, per_page=25), current_user).total
     return render_template("exports.html", filters=filters, total=total,
-                           options=queries.filter_options(session, current_user))
+                           options=overview_cache.filter_options(session, current_user))
 
 
 @bp.route("/exports/<kind>.<fmt>")

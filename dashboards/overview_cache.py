@@ -1,4 +1,5 @@
-"""The overview's figures and counts, kept per (filters, agency scope, language) while the data stays the same.
+"""The overview's figures and counts, kept per (filters, agency scope, language) while the data stays the same;
+likewise the choices of the filter selects, per agency scope.
 
 Every overview runs eight aggregate queries and builds five plotly figures (about 250 ms of CPU); with many
 users on the page, that work repeats with the same answer. An entry is reused while the *data version*
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from cctv_monitor.models import Agency, Device, Project, RegisterEntry, ScanRun
 from cctv_monitor.statuses import ScanState
+from dashboards import queries
 from dashboards.queries import DeviceFilters
 from dashboards.security import visible_agency_ids
 
@@ -30,7 +32,7 @@ MAX_AGE_S = 15.0
 #: Entries kept (each a few tens of kB of figure JSON).
 SIZE = 128
 
-_entries: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], tuple[Any, ...], float, dict[str, Any]]] = OrderedDict()
+_entries: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], tuple[Any, ...], float, Any]] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -56,8 +58,22 @@ def overview_context(session: Session, filters: DeviceFilters, user: Any, lang: 
                      build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """``build()`` (the overview's template context), or the one built for the same key and data version."""
     scope = visible_agency_ids(user)
-    key = (str(session.get_bind().url), lang, tuple(sorted(filters.args().items())),
-           None if scope is None else tuple(scope), date.today())
+    return reuse(session, ("overview", lang, tuple(sorted(filters.args().items())),
+                           None if scope is None else tuple(scope), date.today()), build)
+
+
+def filter_options(session: Session, user: Any) -> dict[str, Any]:
+    """:func:`dashboards.queries.filter_options` (five queries), reused like the overview: the choices of
+    the filter selects on the device table, the unregistered devices and the exports page."""
+    scope = visible_agency_ids(user)
+    return reuse(session, ("options", None if scope is None else tuple(scope)),
+                 lambda: queries.filter_options(session, user))
+
+
+def reuse(session: Session, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    """``build()``, or what it gave for the same ``key`` and database while the data version holds (see the
+    module's text for how current that is). What it gives is shared between requests: never change it."""
+    key = (str(session.get_bind().url), *key)
     scans, devices, running = data_version(session)
     now = time.monotonic()
     with _lock:
@@ -67,13 +83,13 @@ def overview_context(session: Session, filters: DeviceFilters, user: Any, lang: 
         if hit is not None and hit[0] == scans and (hit[1] == devices or running) and now - hit[2] < MAX_AGE_S:
             _entries.move_to_end(key)
             return hit[3]
-    context = build()
+    value = build()
     with _lock:
-        _entries[key] = (scans, devices, now, context)
+        _entries[key] = (scans, devices, now, value)
         _entries.move_to_end(key)
         while len(_entries) > SIZE:
             _entries.popitem(last=False)
-    return context
+    return value
 
 
 def clear() -> None:
