@@ -1,5 +1,5 @@
 """The overview's figures and counts, kept per (filters, agency scope, language) while the data stays the same;
-likewise the choices of the filter selects, per agency scope.
+likewise the choices of the filter selects (per agency scope) and export files (per filters, scope, language).
 
 Every overview runs eight aggregate queries and builds five plotly figures (about 250 ms of CPU); with many
 users on the page, that work repeats with the same answer. An entry is reused while the *data version*
@@ -31,9 +31,12 @@ from dashboards.security import visible_agency_ids
 MAX_AGE_S = 15.0
 #: Entries kept (each a few tens of kB of figure JSON).
 SIZE = 128
+#: Bytes of export files kept at most; a file above a quarter of it is never kept.
+EXPORT_BYTES = 32 * 1024 * 1024
 
 _entries: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], tuple[Any, ...], float, Any]] = OrderedDict()
 _lock = threading.Lock()
+_bytes = 0  # the size of the bytes values among _entries
 
 
 def data_version(session: Session) -> tuple[tuple[Any, ...], tuple[Any, ...], bool]:
@@ -84,15 +87,36 @@ def reuse(session: Session, key: tuple[Any, ...], build: Callable[[], Any]) -> A
             _entries.move_to_end(key)
             return hit[3]
     value = build()
+    size = len(value) if isinstance(value, bytes) else 0
+    if size > EXPORT_BYTES // 4:
+        return value
+    global _bytes
     with _lock:
+        old = _entries.pop(key, None)
+        if old is not None and isinstance(old[3], bytes):
+            _bytes -= len(old[3])
         _entries[key] = (scans, devices, now, value)
-        _entries.move_to_end(key)
-        while len(_entries) > SIZE:
-            _entries.popitem(last=False)
+        _bytes += size
+        while len(_entries) > SIZE or _bytes > EXPORT_BYTES:
+            dropped = _entries.popitem(last=False)[1][3]
+            if isinstance(dropped, bytes):
+                _bytes -= len(dropped)
     return value
+
+
+def export_file(session: Session, kind: str, fmt: str, filters: DeviceFilters, user: Any, lang: str,
+                build: Callable[[], bytes]) -> bytes:
+    """An export's file, reused like the overview for the same filters, agency scope and language (kept
+    while it is at most a quarter of :data:`EXPORT_BYTES`): with no scan running it is what the database
+    holds; while one runs, at most :data:`MAX_AGE_S` seconds behind, as the overview."""
+    scope = visible_agency_ids(user)
+    return reuse(session, ("export", kind, fmt, lang, tuple(sorted(filters.args(page=1).items())),
+                           None if scope is None else tuple(scope)), build)
 
 
 def clear() -> None:
     """Forget every entry (tests, or after a bulk change made outside the usual paths)."""
+    global _bytes
     with _lock:
         _entries.clear()
+        _bytes = 0
