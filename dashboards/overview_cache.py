@@ -37,6 +37,9 @@ EXPORT_BYTES = 32 * 1024 * 1024
 _entries: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], tuple[Any, ...], float, Any]] = OrderedDict()
 _lock = threading.Lock()
 _bytes = 0  # the size of the bytes values among _entries
+_building: dict[tuple[Any, ...], threading.Event] = {}  # keys being built, set when done
+#: Longest wait for another request's build of the same entry.
+BUILD_WAIT_S = 30.0
 
 
 def data_version(session: Session) -> tuple[tuple[Any, ...], tuple[Any, ...], bool]:
@@ -75,7 +78,11 @@ def filter_options(session: Session, user: Any) -> dict[str, Any]:
 
 def reuse(session: Session, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
     """``build()``, or what it gave for the same ``key`` and database while the data version holds (see the
-    module's text for how current that is). What it gives is shared between requests: never change it."""
+    module's text for how current that is). What it gives is shared between requests: never change it.
+
+    One build per key at a time: requests that arrive while it runs wait for it, or, when the entry only
+    aged past :data:`MAX_AGE_S` (the data version still holds), get the entry they would have got a moment
+    earlier. Many users on a page whose entry expires cost one build, not one each."""
     key = (str(session.get_bind().url), *key)
     scans, devices, running = data_version(session)
     now = time.monotonic()
@@ -83,25 +90,48 @@ def reuse(session: Session, key: tuple[Any, ...], build: Callable[[], Any]) -> A
         hit = _entries.get(key)
         # while a scan runs, its device-by-device changes would make every request a miss: they show
         # within MAX_AGE_S instead; with no scan running, any change of status or device count shows at once
-        if hit is not None and hit[0] == scans and (hit[1] == devices or running) and now - hit[2] < MAX_AGE_S:
+        current = hit is not None and hit[0] == scans and (hit[1] == devices or running)
+        if current and now - hit[2] < MAX_AGE_S:
             _entries.move_to_end(key)
             return hit[3]
-    value = build()
-    size = len(value) if isinstance(value, bytes) else 0
-    if size > EXPORT_BYTES // 4:
-        return value
+        building = _building.get(key)
+        if building is not None and current:
+            return hit[3]
+        builder = building is None
+        if builder:
+            building = _building[key] = threading.Event()
+    if not builder:  # another request builds it
+        building.wait(BUILD_WAIT_S)
+        with _lock:
+            hit = _entries.get(key)
+        if hit is not None and hit[0] == scans and (hit[1] == devices or running):
+            return hit[3]
+        return build()  # the other build failed or is still running: build it here, keep nothing
+    try:
+        value = build()
+        _keep(key, (scans, devices, now, value))
+    finally:
+        with _lock:
+            _building.pop(key, None)
+        building.set()
+    return value
+
+
+def _keep(key: tuple[Any, ...], entry: tuple[tuple[Any, ...], tuple[Any, ...], float, Any]) -> None:
     global _bytes
+    size = len(entry[3]) if isinstance(entry[3], bytes) else 0
+    if size > EXPORT_BYTES // 4:
+        return
     with _lock:
         old = _entries.pop(key, None)
         if old is not None and isinstance(old[3], bytes):
             _bytes -= len(old[3])
-        _entries[key] = (scans, devices, now, value)
+        _entries[key] = entry
         _bytes += size
         while len(_entries) > SIZE or _bytes > EXPORT_BYTES:
             dropped = _entries.popitem(last=False)[1][3]
             if isinstance(dropped, bytes):
                 _bytes -= len(dropped)
-    return value
 
 
 def export_file(session: Session, kind: str, fmt: str, filters: DeviceFilters, user: Any, lang: str,
