@@ -259,6 +259,8 @@ def main() -> int:
         print(f"dashboard load: {args.users} users, {args.duration:g} s, think {args.think_s:g} s, "
               f"{args.cameras}-camera scans back to back, {engine}, {os.cpu_count()} CPUs, Python "
               f"{platform.python_version()}, fleet, scanner, server and users on the same machine")
+        print("scans run in a process of their own beside `cctv-monitor serve --no-scheduler` (waitress, one "
+              "process), as `cctv-monitor worker` runs them in production (README: serve + worker)")
         device_ids, password = seed(url, instance, args.users)
         fleet_map = generate_fleet(args.cameras, base=FLEET_BASE, delay_ms=args.delay_ms, name="load")
         ranges = sorted({str(ipaddress.ip_network(f"{c['host']}/24", strict=False)) for c in fleet_map["cameras"]})

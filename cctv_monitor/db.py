@@ -22,6 +22,14 @@ from cctv_monitor.instance import prepare_sqlite_file, secure_folder
 LOGGER = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Connections a process keeps open: waitress's 8 threads, each with its request session and at times a
+#: second one (audit entries are written in a transaction of their own), plus the scheduler's jobs. With
+#: SQLAlchemy's default of 5, connections beyond it were closed on return and opened again on the next
+#: request (a new SQLite connection reads the schema again; a new PostgreSQL one forks a backend).
+POOL_SIZE = 16
+#: Memory-mapped reads for SQLite (bytes of the file mapped): while a scan writes, every read transaction
+#: of the dashboard starts with its page cache dropped; mapped pages are read without a copy per page.
+SQLITE_MMAP_BYTES = 256 * 1024 * 1024
 
 
 def default_url(instance_path: str) -> str:
@@ -39,14 +47,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("connect_args", {})
         kwargs["connect_args"].setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
         kwargs["connect_args"].setdefault("check_same_thread", False)
-        engine = create_engine(url, **kwargs)
         memory = parsed.database in (None, "", ":memory:")
+        if not memory:
+            kwargs.setdefault("pool_size", POOL_SIZE)
+        engine = create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             if not memory:
                 cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -54,6 +65,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", POOL_SIZE)
     return create_engine(url, **kwargs)
 
 

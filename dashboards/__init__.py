@@ -15,6 +15,7 @@ from typing import Any
 from flask import Flask, g, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
@@ -99,7 +100,10 @@ def _load_user(user_id: str) -> LoginUser | None:
     from dashboards.auth import AUTH_VERSION_KEY, LOGIN_AT_KEY
 
     try:
-        row = get_session().get(User, int(user_id))
+        # the seven columns it needs as a plain row, not the ORM object (every request comes here)
+        row = get_session().execute(select(User.id, User.username, User.role, User.agency_id, User.language,
+                                           User.active, User.auth_version)
+                                    .where(User.id == int(user_id))).one_or_none()
     except (TypeError, ValueError):
         return None
     login_at = session.get(LOGIN_AT_KEY)

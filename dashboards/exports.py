@@ -20,13 +20,14 @@ from sqlalchemy.orm import Session
 from cctv_monitor.models import Agency, Device, Finding, Project
 from cctv_monitor.statuses import DeviceStatus
 from dashboards.i18n import rule_label
-from dashboards.queries import DeviceFilters, device_conditions, iter_devices
+from dashboards.queries import DeviceFilters, LastObs, device_conditions, device_result
 from dashboards.security import device_scope
 from cctv_monitor.serialize import strip_control
 
 LOGGER = logging.getLogger(__name__)
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_STARTS = frozenset(FORMULA_PREFIXES)
 
 DEVICE_HEADERS = {
     "th": ["รหัส", "ชื่อ", "ที่อยู่ IP", "MAC", "หมายเลขเครื่อง", "ผู้ผลิต", "รุ่น", "เฟิร์มแวร์", "สถานะ",
@@ -47,33 +48,45 @@ def safe_cell(value: Any) -> Any:
     if isinstance(value, str):
         # Control characters make openpyxl refuse the whole workbook (a 500 for every user).
         value = strip_control(value, keep_newlines=True)
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
+        if value.startswith(FORMULA_PREFIXES):
+            return "'" + value
     return value
+
+
+def safe_row(row: Iterable[Any]) -> list[Any]:
+    """:func:`safe_cell` over a row; the common cell (not text, or printable text starting with no formula
+    character) is checked inline, without a call: an export has hundreds of thousands of cells."""
+    return [safe_cell(v) if isinstance(v, str) and (not v.isprintable() or v[:1] in _FORMULA_STARTS) else v
+            for v in row]
 
 
 def _iso(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
 
+#: What a device export reads, in this order.
+EXPORT_COLUMNS = (
+    Device.id, Device.name, Device.address, Device.mac, Device.serial, Device.manufacturer, Device.model,
+    Device.firmware, Device.status, Device.registered, Agency.code, Project.code, LastObs.encoding, LastObs.width,
+    LastObs.height, LastObs.fps, LastObs.measured_width, LastObs.measured_height, LastObs.measured_fps,
+    Device.last_seen,
+)
+
+
 def device_rows(session: Session, filters: DeviceFilters, user: Any, lang: str) -> Iterator[list[Any]]:
     """Export rows for devices matching ``filters``."""
-    for d in iter_devices(session, filters, user):
-        width = d["measured_width"] or d["width"]
-        height = d["measured_height"] or d["height"]
-        fps = d["measured_fps"] if d["measured_fps"] is not None else d["fps"]
-        yield [d["id"], d["name"], d["address"], d["mac"], d["serial"], d["manufacturer"], d["model"], d["firmware"],
-               _status_label(d["status"], lang), ("ใช่" if d["registered"] else "ไม่ใช่") if lang == "th"
-               else ("yes" if d["registered"] else "no"), d["agency_code"], d["project_code"], d["encoding"],
+    labels = {s.value: s.label(lang) for s in DeviceStatus}
+    yes, no = ("ใช่", "ไม่ใช่") if lang == "th" else ("yes", "no")
+    for (id_, name, address, mac, serial, manufacturer, model, firmware, status, registered, agency_code,
+         project_code, encoding, width, height, fps, m_width, m_height, m_fps, last_seen) in device_result(
+            session, filters, user, EXPORT_COLUMNS).tuples():  # plain tuples: no dict per row
+        width = m_width or width
+        height = m_height or height
+        fps = m_fps if m_fps is not None else fps
+        yield [id_, name, address, mac, serial, manufacturer, model, firmware,
+               labels.get(status, status or ""), yes if registered else no, agency_code, project_code, encoding,
                f"{width}x{height}" if width and height else "", round(fps, 2) if fps is not None else "",
-               _iso(d["last_seen"])]
-
-
-def _status_label(value: str | None, lang: str) -> str:
-    try:
-        return DeviceStatus(value).label(lang)
-    except ValueError:
-        return value or ""
+               _iso(last_seen)]
 
 
 def finding_rows(session: Session, filters: DeviceFilters, user: Any, lang: str) -> Iterator[list[Any]]:
@@ -102,7 +115,7 @@ def to_csv(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[st
     yield "\ufeff"
     writer.writerow(headers)
     for i, row in enumerate(rows, 1):
-        writer.writerow([safe_cell(v) for v in row])
+        writer.writerow(safe_row(row))
         if i % 500 == 0:
             yield buffer.getvalue()
             buffer.seek(0)
@@ -116,7 +129,7 @@ def to_xlsx(sheet_title: str, headers: Sequence[str], rows: Iterable[Sequence[An
     sheet = workbook.create_sheet(sheet_title[:31])
     sheet.append(list(headers))
     for row in rows:
-        sheet.append([safe_cell(v) for v in row])
+        sheet.append(safe_row(row))
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()

@@ -263,7 +263,15 @@ def device_page(session: Session, filters: DeviceFilters, user: Any) -> DevicePa
 
 def _device_rows(session: Session, filters: DeviceFilters, user: Any, *, limit: int | None = None,
                  offset: int = 0) -> Any:
-    stmt = _device_base(select(*DEVICE_COLUMNS), filters, user)
+    for row in device_result(session, filters, user, DEVICE_COLUMNS, limit=limit, offset=offset):
+        yield dict(row._mapping)
+
+
+def device_result(session: Session, filters: DeviceFilters, user: Any, columns: tuple[Any, ...], *,
+                  limit: int | None = None, offset: int = 0) -> Any:
+    """``columns`` (over Device, Agency, Project and ``LastObs``) of the devices matching ``filters`` that
+    ``user`` may read, sorted, as a SQLAlchemy result."""
+    stmt = _device_base(select(*columns), filters, user)
     stmt = stmt.outerjoin(LastObs, LastObs.id == Device.last_observation_id)
     column = SORT_COLUMNS[filters.sort]
     order = column.desc() if filters.direction == "desc" else column.asc()
@@ -271,13 +279,7 @@ def _device_rows(session: Session, filters: DeviceFilters, user: Any, *, limit: 
     stmt = stmt.order_by(case((column.is_(None), 1), else_=0), order, Device.id)
     if limit is not None:
         stmt = stmt.limit(limit).offset(offset)
-    for row in session.execute(stmt):
-        yield dict(row._mapping)
-
-
-def iter_devices(session: Session, filters: DeviceFilters, user: Any) -> Any:
-    """Every device matching ``filters`` (for exports), streamed in sort order."""
-    return _device_rows(session, filters, user)
+    return session.execute(stmt)
 
 
 def filter_options(session: Session, user: Any) -> dict[str, Any]:

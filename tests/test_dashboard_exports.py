@@ -114,3 +114,24 @@ def test_users_add_errors(runner, data, args, message):
     result = runner.invoke(cli, args=args)
     assert result.exit_code != 0
     assert message in result.output
+
+
+def test_export_reused_per_scope_until_the_data_changes(app, client, data):
+    """Asked twice, an export is built once; a technician never gets the file built for an admin; a device
+    that appears (no scan running) is in the next export at once."""
+    from cctv_monitor.models import Device
+    from dashboards import overview_cache
+
+    overview_cache.clear()
+    login(client, "admin")
+    first = client.get("/exports/devices.csv?sort=name").data
+    assert client.get("/exports/devices.csv?sort=name").data == first
+    assert sum(1 for key in overview_cache._entries if "export" in key) == 1  # the second was not built again
+    tech = app.test_client()
+    login(tech, "tech-maesai")
+    own = _csv(tech, "/exports/devices.csv?sort=name")
+    admin_rows = list(csv.reader(io.StringIO(first.decode("utf-8-sig"))))
+    assert len(own) < len(admin_rows) and {r[10] for r in own[1:]} <= {"maesai-mun"}
+    with get_db(app).session_scope() as session:
+        session.add(Device(name="appeared-now", address="127.0.9.9:80", status="offline"))
+    assert "appeared-now" in client.get("/exports/devices.csv?sort=name").get_data(as_text=True)
