@@ -78,6 +78,19 @@ class Procs:
             self.stop(self.items.pop())
 
 
+def _zone_fleet(cameras: int, base: str, zone: int, *, delay_ms: float = 0.0, name: str = "generated") -> dict:
+    """``generate_fleet`` with MACs and serials of this zone's own: the generator derives them from the last
+    two octets of the address, so the three zones would otherwise repeat each other's, making every camera
+    of zones 2 and 3 an identity conflict (a shared MAC, a serial of another project) as no real fleet is."""
+    from cctv_monitor.simulator.fleet import generate_fleet
+
+    fleet = generate_fleet(cameras, base=base, delay_ms=delay_ms, name=name)
+    for i, camera in enumerate(fleet["cameras"], 1):
+        camera["macs"] = [f"{mac[:9]}{zone:02x}{mac[11:]}" for mac in camera["macs"]]  # oui:ZZ:xx:yy
+        camera["serial"] = f"GEN{zone}{i:07d}"
+    return fleet
+
+
 def _pg_schema(base: str) -> tuple[str, str]:
     import psycopg
 
@@ -148,7 +161,6 @@ def main() -> int:
     if args.ingest_only:
         return _ingest_only(args)
 
-    from cctv_monitor.simulator.fleet import generate_fleet
     from cctv_monitor.zones import create_zone_key
 
     folder = Path(tempfile.mkdtemp(prefix="bench-distributed-"))
@@ -166,9 +178,9 @@ def main() -> int:
             time.sleep(0.5)
         keys = folder / "keys"
         ranges, cameras = [], set()
-        for zone, base in zip(zones, BASES):
+        for number, (zone, base) in enumerate(zip(zones, BASES), 1):
             create_zone_key(keys, zone)
-            fleet = generate_fleet(args.cameras, base=base, delay_ms=args.delay_ms, name=zone)
+            fleet = _zone_fleet(args.cameras, base, number, delay_ms=args.delay_ms, name=zone)
             (folder / f"{zone}.yaml").write_text(yaml.safe_dump(fleet))
             procs.start([sys.executable, "-m", "cctv_monitor.simulator.launcher", "--fleet", str(folder / f"{zone}.yaml"),
                          "--json", "--no-streams"], f"fleet-{zone}")
@@ -313,7 +325,6 @@ def _ingest_only(args: argparse.Namespace) -> int:
     from cctv_monitor.scan.ingest import IngestCache, ingest
     from cctv_monitor.scan.runs import close_run, default_owner, open_run
     from cctv_monitor.scan.settings import ScanSettings
-    from cctv_monitor.simulator.fleet import generate_fleet
     from probes.scan import probe_many_sync
     from probes.targets import Credential, Target
 
@@ -322,8 +333,8 @@ def _ingest_only(args: argparse.Namespace) -> int:
     db_url, schema = _pg_schema(args.db_url)
     zones = [f"ingest-z{i}" for i in (1, 2, 3)]
     try:
-        fleets = [generate_fleet(args.cameras, base=base, name=zone) for zone, base in zip(zones, BASES)]
-        sample = generate_fleet(min(32, args.cameras), base=BASES[0], name="sample")
+        fleets = [_zone_fleet(args.cameras, base, i, name=zone) for i, (zone, base) in enumerate(zip(zones, BASES), 1)]
+        sample = _zone_fleet(min(32, args.cameras), BASES[0], 1, name="sample")
         (folder / "sample.yaml").write_text(yaml.safe_dump(sample))
         procs.start([sys.executable, "-m", "cctv_monitor.simulator.launcher", "--fleet", str(folder / "sample.yaml"),
                      "--json", "--no-streams"], "fleet-sample")

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from cctv_monitor.compliance.engine import SILENT
@@ -89,6 +89,14 @@ class Ingestor:
         self.row = live_run(session, run)
         self.recorder = Recorder(session, self.row, scope, keep_results=keep_results, autocommit=autocommit)
         self.chain = list(expanders() if chain is None else chain)
+        self.receipts: list[dict[str, Any]] = []
+
+    def write(self) -> None:
+        """Write what a batch (``autocommit=False``) built: the recorder's rows, then the receipts."""
+        self.recorder.write()
+        if self.receipts:
+            self.session.connection().execute(insert(ObservationReceipt.__table__), self.receipts)
+            self.receipts = []
 
     def received(self, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` were ingested before (by any run)."""
@@ -104,9 +112,13 @@ class Ingestor:
         """Expand and record one observation and keep its receipt (committed with it in autocommit mode)."""
         out = []
         if obs.observation_id:
-            # Added first so the recorder's commit (per camera) writes the receipt in the same transaction.
-            self.session.add(ObservationReceipt(observation_uid=obs.observation_id[:128], scan_run_id=self.row.id,
-                                                received_at=utcnow()))
+            receipt = {"observation_uid": obs.observation_id[:128], "scan_run_id": self.row.id,
+                       "received_at": utcnow()}
+            if self.recorder.autocommit:
+                # Added first so the recorder's commit (per camera) writes the receipt in the same transaction.
+                self.session.add(ObservationReceipt(**receipt))
+            else:
+                self.receipts.append(receipt)  # a batch: one executemany in :meth:`write`
         children = _expand(obs, self.chain)
         for child in sorted(children, key=lambda o: o.status in SILENT):
             result = self.recorder.record(child)
@@ -242,10 +254,11 @@ def ingest(session_factory: SessionFactory, run: RunRef, observations: Iterable[
             fresh.append(obs)
         skipped = len(given) - len(fresh)
         try:
-            for obs in _ordered(fresh):
-                ingestor.add(obs)
+            with session.no_autoflush:  # rows of the batch are written in order by Ingestor.write
+                for obs in _ordered(fresh):
+                    ingestor.add(obs)
             _touch(ingestor, settings, len(fresh))
-            session.flush()
+            ingestor.write()
             before = _stamp(session) if cache is not None else None
             session.commit()
             result = IngestResult(len(fresh), skipped, 0, ingestor.recorder.results)

@@ -12,10 +12,10 @@ import ipaddress
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 from typing import Any, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from cctv_monitor.compliance import (
@@ -119,6 +119,8 @@ class Recorder:
         self.autocommit = autocommit
         # A batch (not autocommit) on PostgreSQL takes its ids from the sequences and is written by one flush.
         self.ids = None if autocommit else allocator_for(session)
+        #: Observation rows of the batch not yet written (with ids drawn in advance): see :meth:`write`.
+        self.pending: list[dict[str, Any]] = []
         self.register: dict[int, RegisterEntry] = {}
         self.register_by_mac: dict[str, RegisterEntry] = {}
         self.register_by_serial: dict[str, RegisterEntry] = {}
@@ -210,6 +212,21 @@ class Recorder:
             self.session.add(obj)
             self.session.flush()
 
+    def write(self) -> None:
+        """Write a batch (ids drawn in advance): new devices, the observations in one executemany, the rest.
+
+        Observations are the bulk of a batch and nothing reads them back as objects, so they go as plain
+        rows (SQLAlchemy Core) rather than through the unit of work; they need their devices first, and
+        findings, changes and alerts need them. The caller keeps autoflush off while the batch is built.
+        """
+        if self.pending:
+            new = [obj for obj in self.session.new if isinstance(obj, Device)]
+            if new:
+                self.session.flush(new)
+            self.session.connection().execute(insert(Observation.__table__), self.pending)
+            self.pending = []
+        self.session.flush()
+
     def _done(self, result: Recorded, answered: bool) -> None:
         if answered and result.device_id not in self._counted:  # a camera probed twice counts once
             self._counted.add(result.device_id)
@@ -268,7 +285,6 @@ class Recorder:
         if device.id is None:
             self._add(device)  # its id for the rows below
         row = self._observation_row(obs, device.id, now)
-        self._add(row)
         self._drift(device, row, obs, is_new, changes)
         for attr, old, new in changes:
             session.add(DeviceChange(device_id=device.id, observation_id=row.id, scan_run_id=self.run.id,
@@ -377,7 +393,6 @@ class Recorder:
         status = derive_status(obs, findings, registered=device.registered, seen_before=seen_before)
         old_status = device.status
         row = self._observation_row(obs, device.id, now)
-        self._add(row)
         self._sync_device_findings(device, row, findings, now)
         device.last_observation_id = row.id
         self._set_status(device, old_status, status.value, now, is_new=False, new_blocking=[])
@@ -400,7 +415,7 @@ class Recorder:
         data = obs.to_dict()
         for item in data.get("stream_checks") or ():
             item.pop("thumbnail_jpeg", None)
-        return Observation(
+        values = dict(
             scan_run_id=self.run.id, device_id=device_id, address=clip(obs.address, 64), observed_at=now,
             probe_status=obs.status.value, error=clip(obs.error, 4000),
             firmware=clip(obs.device.firmware if obs.device else None, 255),
@@ -410,6 +425,13 @@ class Recorder:
             measured_height=check.height if check and check.ok else None,
             measured_fps=check.fps if check and check.ok else None,
             clock_offset_s=obs.clock_offset_s, data=_without_nul(data), thumbnail_jpeg=thumb)
+        if self.ids is not None:  # a batch: written with the others by :meth:`write`
+            values["id"] = self.ids.next(Observation.__table__)
+            self.pending.append(values)
+            return SimpleNamespace(**values)  # type: ignore[return-value] - read like the row it becomes
+        row = Observation(**values)
+        self._add(row)
+        return row
 
     def _drift(self, device: Device, row: Observation, obs: ObsData, is_new: bool,
                changes: list[tuple[str, Any, Any]]) -> None:
