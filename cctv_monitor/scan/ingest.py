@@ -18,7 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from cctv_monitor.compliance.engine import SILENT
@@ -155,9 +155,9 @@ class IngestCache:
     recording a batch of 64 cameras, so the ingest worker keeps them, in a session of their own, from one
     batch of a run to the next. They are used again only while nobody else changed the inventory: each
     batch first locks the run's row (so two processes feeding one run take turns) and compares a stamp of
-    the inventory tables (row counts, highest ids, latest changes) with the one taken when this process
-    committed its last batch; any difference, a failed batch, or an age over ``max_age_s`` loads them
-    afresh. Not thread-safe: one per process, used by one thread (the ingest worker's solo pool).
+    the inventory tables (row counts, highest ids, latest changes) with the one this process read in its
+    last batch's transaction after writing it; any difference, a failed batch, or an age over
+    ``max_age_s`` loads them afresh. Not thread-safe: one per process, used by one thread (the ingest worker's solo pool).
     """
 
     def __init__(self, *, max_runs: int = 4, max_age_s: float = 60.0) -> None:
@@ -190,13 +190,15 @@ class IngestCache:
             self.forget(run_id)
 
 
+_STAMPED = (Device, RegisterEntry, Site, Project, Finding)
+
+
 def _stamp(session: Session) -> tuple[Any, ...]:
     """What changes when anyone writes what the recorder indexes: row counts, top ids, latest changes."""
-    columns = []
-    for model in (Device, RegisterEntry, Site, Project, Finding):
-        columns += [select(func.count(model.id)).scalar_subquery(), select(func.max(model.id)).scalar_subquery(),
-                    select(func.max(model.updated)).scalar_subquery()]
-    return tuple(session.execute(select(*columns)).one())
+    # One aggregate per table (one pass over it), all in one statement: it runs up to three times a batch.
+    parts = [select(literal(i), func.count(model.id), func.max(model.id), func.max(model.updated))
+             for i, model in enumerate(_STAMPED)]
+    return tuple(sorted(tuple(row) for row in session.execute(union_all(*parts))))
 
 
 def _reuse(warm: _Warm, run: RunRef) -> bool:
@@ -259,7 +261,9 @@ def ingest(session_factory: SessionFactory, run: RunRef, observations: Iterable[
                     ingestor.add(obs)
             _touch(ingestor, settings, len(fresh))
             ingestor.write()
-            before = _stamp(session) if cache is not None else None
+            # Read in this transaction after its writes: our own rows are in it, so the next batch finds the
+            # same stamp unless someone else committed since (then it loads afresh: see _reuse).
+            stamp = _stamp(session) if cache is not None else None
             session.commit()
             result = IngestResult(len(fresh), skipped, 0, ingestor.recorder.results)
         except Exception:  # noqa: BLE001 - one broken observation must not lose the batch
@@ -268,17 +272,10 @@ def ingest(session_factory: SessionFactory, run: RunRef, observations: Iterable[
                            exc_info=True)
             return _one_by_one(session, run, ingestor.recorder.scope, fresh, skipped, settings, keep_results)
         if cache is not None:
-            try:
-                after = _stamp(session)
-                session.commit()  # ends the stamp's read (no transaction left open between batches)
-            except Exception:  # noqa: BLE001 - the batch is committed; the next one loads afresh
-                LOGGER.warning("run #%s: the inventory stamp could not be read", run.id, exc_info=True)
-            else:
-                if after == before:  # nobody else committed while this batch did
-                    warm = warm or _Warm(session, ingestor)
-                    warm.stamp = after
-                    cache.keep(run.id, warm)
-                    kept = True
+            warm = warm or _Warm(session, ingestor)
+            warm.stamp = stamp
+            cache.keep(run.id, warm)
+            kept = True
         return result
     finally:
         if not kept:
