@@ -9,6 +9,13 @@ ratio, the ingest rate, and ``lost: N`` / ``duplicated: N`` (cameras missing fro
 database after the runs), then the targets.
 
     python benchmarks/distributed.py [--cameras 1000] [--delay-ms 200] [--db-url URL] [--amqp-unix SOCK]
+    python benchmarks/distributed.py --ingest-only [--cameras 1000] [--db-url URL]
+
+``--ingest-only`` measures the ingest alone, without RabbitMQ and without the two scans: a small fleet
+(32 cameras, no delay) is probed once on loopback, its observations are copied to the cameras of the
+three zones (each copy with the camera's own address, MACs, serial and names), recorded once into a run
+(the devices appear, as the scans make them: "first sight"), then written again into a new run exactly as
+after the scans; it prints the same ``ingest alone`` line (run it inside a network namespace: it probes).
 
 ``--db-url`` defaults to CCTV_TEST_PG_URL (a fresh schema is made and dropped). RabbitMQ: 127.0.0.1:5672,
 or ``--amqp-unix`` (a Unix socket bridged to it, when this runs in a namespace that cannot reach it).
@@ -67,8 +74,21 @@ class Procs:
             proc.wait(10)
 
     def close(self) -> None:
-        for proc in reversed(self.items):
-            self.stop(proc)
+        while self.items:
+            self.stop(self.items.pop())
+
+
+def _zone_fleet(cameras: int, base: str, zone: int, *, delay_ms: float = 0.0, name: str = "generated") -> dict:
+    """``generate_fleet`` with MACs and serials of this zone's own: the generator derives them from the last
+    two octets of the address, so the three zones would otherwise repeat each other's, making every camera
+    of zones 2 and 3 an identity conflict (a shared MAC, a serial of another project) as no real fleet is."""
+    from cctv_monitor.simulator.fleet import generate_fleet
+
+    fleet = generate_fleet(cameras, base=base, delay_ms=delay_ms, name=name)
+    for i, camera in enumerate(fleet["cameras"], 1):
+        camera["macs"] = [f"{mac[:9]}{zone:02x}{mac[11:]}" for mac in camera["macs"]]  # oui:ZZ:xx:yy
+        camera["serial"] = f"GEN{zone}{i:07d}"
+    return fleet
 
 
 def _pg_schema(base: str) -> tuple[str, str]:
@@ -133,11 +153,14 @@ def main() -> int:
     parser.add_argument("--db-url", default=os.environ.get("CCTV_TEST_PG_URL",
                                                            "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--amqp-unix", help="Unix socket bridged to RabbitMQ (else 127.0.0.1:5672 directly)")
+    parser.add_argument("--ingest-only", action="store_true",
+                        help="measure only the ingest into PostgreSQL (no broker, no scans; see above)")
     args = parser.parse_args()
     if not 1 <= args.cameras <= 5000:
         parser.error("--cameras must be 1-5000")
+    if args.ingest_only:
+        return _ingest_only(args)
 
-    from cctv_monitor.simulator.fleet import generate_fleet
     from cctv_monitor.zones import create_zone_key
 
     folder = Path(tempfile.mkdtemp(prefix="bench-distributed-"))
@@ -155,15 +178,14 @@ def main() -> int:
             time.sleep(0.5)
         keys = folder / "keys"
         ranges, cameras = [], set()
-        for zone, base in zip(zones, BASES):
+        for number, (zone, base) in enumerate(zip(zones, BASES), 1):
             create_zone_key(keys, zone)
-            fleet = generate_fleet(args.cameras, base=base, delay_ms=args.delay_ms, name=zone)
+            fleet = _zone_fleet(args.cameras, base, number, delay_ms=args.delay_ms, name=zone)
             (folder / f"{zone}.yaml").write_text(yaml.safe_dump(fleet))
             procs.start([sys.executable, "-m", "cctv_monitor.simulator.launcher", "--fleet", str(folder / f"{zone}.yaml"),
                          "--json", "--no-streams"], f"fleet-{zone}")
             cameras |= {f"{c['host']}:8000" for c in fleet["cameras"]}
-            last = fleet["cameras"][-1]["host"]
-            ranges.append(f"{base}/{32 - (int(last.split('.')[2]) * 256 + int(last.split('.')[3])).bit_length()}")
+            ranges.append(_ranges(fleet, base))
         for zone in zones:
             log = folder / f"fleet-{zone}.log"
             _wait(lambda log=log: log.exists() and b'"ready"' in log.read_bytes(), 300, f"fleet {zone}")
@@ -171,9 +193,8 @@ def main() -> int:
         from sqlalchemy import func, select
 
         from cctv_monitor import create_app
-        from cctv_monitor.crypto import encrypt_credentials
         from cctv_monitor.db import get_db
-        from cctv_monitor.models import Agency, Observation, Project, Site, SpecProfile
+        from cctv_monitor.models import Observation
 
         instance = folder / "instance"
         config = {"DATABASE_URL": db_url, "SECRET_KEY": "bench-secret", "INSTANCE_PATH": str(instance),
@@ -182,17 +203,7 @@ def main() -> int:
                   "RUN_DEADLINE_S": 3600}
         app = create_app(config)
         session = get_db(app).sessionmaker()
-        agency = Agency(code="bench", name_th="bench", province="เชียงราย")
-        body = yaml.safe_load((ROOT / "config" / "profiles" / "fixed_outdoor.yaml").read_text())
-        profile = SpecProfile(code="fixed_outdoor", name_th=body["name_th"], device_class=body["device_class"],
-                              requirements=body)
-        session.add_all([agency, profile])
-        for i, (zone, net) in enumerate(zip(zones, ranges), 1):
-            project = Project(code=f"BENCH-{i}", title_th="bench", agency=agency, spec_profile=profile,
-                              approved_count=args.cameras)
-            session.add(Site(project=project, code=f"z{i}", name_th=zone, address_ranges=[net], ports=[8000],
-                             zone=zone, credentials_encrypted=encrypt_credentials(app, [("admin", "Demo#2567")])))
-        session.commit()
+        _inventory(app, session, zones, ranges, args.cameras)
         env = {"CCTV_DATABASE_URL": db_url, "CCTV_SECRET_KEY": "bench-secret", "CCTV_INSTANCE_PATH": str(instance),
                "CCTV_BROKER_URL": broker, "CCTV_INGEST_QUEUE": f"ingest.{tag}"}
         procs.start([CLI, "ingest-worker", "--name", f"{tag}-ingest@bench"], "ingest", env)
@@ -254,6 +265,118 @@ def main() -> int:
                             channel = conn.channel()
         except Exception as exc:  # noqa: BLE001 - cleanup only
             print(f"(queues of {tag} not removed: {exc})", file=sys.stderr)
+        procs.close()
+        _drop_schema(args.db_url, schema)
+
+
+def _ranges(fleet: dict, base: str) -> str:
+    """The smallest block from ``base`` that holds the fleet (the zone's site range)."""
+    last = fleet["cameras"][-1]["host"]
+    return f"{base}/{32 - (int(last.split('.')[2]) * 256 + int(last.split('.')[3])).bit_length()}"
+
+
+def _inventory(app, session, zones: list[str], ranges: list[str], cameras: int) -> None:  # noqa: ANN001
+    """One agency, the fixed_outdoor profile, and per zone a project with one site over its range."""
+    from cctv_monitor.crypto import encrypt_credentials
+    from cctv_monitor.models import Agency, Project, Site, SpecProfile
+
+    agency = Agency(code="bench", name_th="bench", province="เชียงราย")
+    body = yaml.safe_load((ROOT / "config" / "profiles" / "fixed_outdoor.yaml").read_text())
+    profile = SpecProfile(code="fixed_outdoor", name_th=body["name_th"], device_class=body["device_class"],
+                          requirements=body)
+    session.add_all([agency, profile])
+    for i, (zone, net) in enumerate(zip(zones, ranges), 1):
+        project = Project(code=f"BENCH-{i}", title_th="bench", agency=agency, spec_profile=profile,
+                          approved_count=cameras)
+        session.add(Site(project=project, code=f"z{i}", name_th=zone, address_ranges=[net], ports=[8000],
+                         zone=zone, credentials_encrypted=encrypt_credentials(app, [("admin", "Demo#2567")])))
+    session.commit()
+
+
+def _copy_for(template, probed: dict, camera: dict):  # noqa: ANN001, ANN202
+    """``template`` (the observation of fleet camera ``probed``) as if ``camera`` had answered it."""
+    from dataclasses import replace
+    from urllib.parse import quote
+
+    def swap(text):  # noqa: ANN001, ANN202
+        if not isinstance(text, str):
+            return text
+        for old, new in ((f"//{probed['host']}:", f"//{camera['host']}:"), (probed["name"], camera["name"]),
+                         (quote(probed["scopes"]["name"]), quote(camera["scopes"]["name"])),
+                         (probed["scopes"]["name"], camera["scopes"]["name"])):
+            text = text.replace(old, new)
+        return text
+
+    device = template.device
+    if device is not None:
+        device = replace(device, serial=camera["serial"], macs=tuple(camera["macs"]), hostname=camera["name"],
+                         name=camera["scopes"]["name"], scopes=tuple(swap(s) for s in device.scopes))
+    profiles = tuple(replace(p, stream_uri=swap(p.stream_uri), snapshot_uri=swap(p.snapshot_uri))
+                     for p in template.profiles)
+    return replace(template, address=f"{camera['host']}:8000", device=device, profiles=profiles,
+                   xaddrs=tuple(swap(x) for x in template.xaddrs))
+
+
+def _ingest_only(args: argparse.Namespace) -> int:
+    """Ingest alone into PostgreSQL: observations of a probed sample copied to every camera of 3 zones."""
+    from cctv_monitor import create_app
+    from cctv_monitor.credentials import CredentialList
+    from cctv_monitor.db import get_db
+    from cctv_monitor.scan.ingest import IngestCache, ingest
+    from cctv_monitor.scan.runs import close_run, default_owner, open_run
+    from cctv_monitor.scan.settings import ScanSettings
+    from probes.scan import probe_many_sync
+    from probes.targets import Credential, Target
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    procs = Procs(folder)
+    db_url, schema = _pg_schema(args.db_url)
+    zones = [f"ingest-z{i}" for i in (1, 2, 3)]
+    try:
+        fleets = [_zone_fleet(args.cameras, base, i, name=zone) for i, (zone, base) in enumerate(zip(zones, BASES), 1)]
+        sample = _zone_fleet(min(32, args.cameras), BASES[0], 1, name="sample")
+        (folder / "sample.yaml").write_text(yaml.safe_dump(sample))
+        procs.start([sys.executable, "-m", "cctv_monitor.simulator.launcher", "--fleet", str(folder / "sample.yaml"),
+                     "--json", "--no-streams"], "fleet-sample")
+        log = folder / "fleet-sample.log"
+        _wait(lambda: log.exists() and b'"ready"' in log.read_bytes(), 120, "the sample fleet")
+        credentials = CredentialList([Credential("admin", "Demo#2567", "bench", "site")])
+        probed = {o.address: o for o in probe_many_sync([Target(c["host"], 8000) for c in sample["cameras"]],
+                                                        lambda _target: credentials)}
+        templates = [(probed[f"{c['host']}:8000"], c) for c in sample["cameras"]]
+        if not all(o.ok for o, _c in templates):
+            raise SystemExit("the sample fleet did not answer: " + "; ".join(
+                f"{o.address} {o.status.value} {o.error}" for o, _c in templates if not o.ok))
+        observations = []
+        for fleet in fleets:
+            for i, camera in enumerate(fleet["cameras"]):
+                template, original = templates[i % len(templates)]
+                observations.append(_copy_for(template, original, camera).with_updates(
+                    observation_id=uuid.uuid4().hex))
+        procs.close()
+
+        app = create_app({"DATABASE_URL": db_url, "SECRET_KEY": "bench-secret", "INSTANCE_PATH": str(folder / "i"),
+                          "ONVIF_PORTS": [8000]})
+        session = get_db(app).sessionmaker()
+        _inventory(app, session, zones, [_ranges(f, b) for f, b in zip(fleets, BASES)], args.cameras)
+        factory, settings = get_db(app).sessionmaker, ScanSettings.from_mapping(app.config)
+        ref = open_run(factory, target=None, source="worker", owner=default_owner(), client_run_id="first-sight",
+                       settings=settings)
+        cache = IngestCache()
+        started = time.monotonic()
+        for start in range(0, len(observations), 64):
+            ingest(factory, ref, observations[start:start + 64], settings=settings, cache=cache)
+        first = len(observations) / (time.monotonic() - started)
+        cache.clear()
+        close_run(factory, ref, complete=False, settings=settings)
+        print(f"first sight (new devices): {first:.0f} observations/s into PostgreSQL")
+        rate = _ingest_alone(app, session, ref.id)
+        print(f"ingest alone: {rate:.0f} observations/s into PostgreSQL ({len(observations)} observations)")
+        print(f"target: ingest >= 2000 observations/s: {'met' if rate >= 2000 else 'NOT met'}")
+        session.close()
+        app.extensions["cctv_db"].dispose()
+        return 0
+    finally:
         procs.close()
         _drop_schema(args.db_url, schema)
 

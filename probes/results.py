@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from probes.vocab import clean_strings, redact_text, redact_uri, split_channel
+from probes.vocab import redact_text, redact_uri, split_channel, strip_control
 
 __all__ = [
     "ProbeStatus",
@@ -218,8 +218,7 @@ class Observation:
         Applied where observations enter the product (the probe boundary, JSON imports): camera strings
         are hostile (a name with ``\x01`` broke XLSX exports, ``\x1b`` reached terminals).
         """
-        data = clean_strings(self.to_dict(), keep_newlines_in=_MULTILINE)
-        return Observation.from_dict(_redacted(data), sanitise=False)
+        return Observation.from_dict(_clean(self.to_dict()), sanitise=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (enums as values, tuples as lists, thumbnails base64)."""
@@ -239,7 +238,7 @@ class Observation:
     def from_dict(cls, data: dict[str, Any], *, sanitise: bool = True) -> "Observation":
         """Rebuild an observation from :meth:`to_dict` output; unknown keys are ignored; strings sanitised."""
         if sanitise:
-            data = _redacted(clean_strings(dict(data), keep_newlines_in=_MULTILINE))
+            data = _clean(data)
         values = _known(cls, data)
         values["status"] = ProbeStatus(values.get("status", "error"))
         if values.get("device") is not None:
@@ -278,14 +277,23 @@ _NOT_TEXT = frozenset({"thumbnail_jpeg", "status", "observed_at", "schema_versio
                        "rejected_refs", "observation_id"})
 
 
-def _redacted(value: Any, key: str = "") -> Any:
-    """:func:`probes.vocab.redact_text` over every text field of a to_dict() structure."""
+def _clean(value: Any, key: str = "") -> Any:
+    """Control characters stripped (:func:`probes.vocab.strip_control`) and credentials redacted
+    (:func:`probes.vocab.redact_text`) in every text of a to_dict() structure, in one walk.
+
+    Every entry point sanitises what it is given (the probe boundary, files, the API, the ingest worker's
+    batches), so this runs for every observation: a string is redacted only when it holds ``=`` or ``@``
+    (the redaction patterns match nothing else) and stripped only when it is not printable.
+    """
     if isinstance(value, str):
-        return value if key in _NOT_TEXT else redact_text(value)
+        value = strip_control(value, keep_newlines=key in _MULTILINE)
+        if key in _NOT_TEXT or ("=" not in value and "@" not in value):
+            return value
+        return redact_text(value)
     if isinstance(value, dict):
-        return {k: _redacted(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redacted(v, key) for v in value]
+        return {k: _clean(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v, key) for v in value]
     return value
 
 

@@ -60,6 +60,16 @@ def test_observations_are_sanitised_at_the_boundary():
     assert SECRET not in again.to_json() and "\x1b" not in again.device.name
 
 
+def test_sanitising_strips_then_redacts_every_text():
+    # One walk does both (Observation.from_dict): a control character must not hide a credential from it.
+    data = Observation(address="127.0.0.1:80", status=ProbeStatus.OK).to_dict()
+    data["raw_errors"] = [f"line1\nu=admin&pass\x00word={SECRET}"]
+    data["field_sources"] = {"identity": f"rtsp://a:{SECRET}\x01@h/x"}
+    obs = Observation.from_dict(data)
+    assert obs.raw_errors[0].startswith("line1\n") and SECRET not in obs.to_json()
+    assert obs.field_sources["identity"] == "rtsp://***@h/x"
+
+
 def test_strip_control():
     assert strip_control("a\x00b\x01c\x1b[31md\x7f\x9fe") == "abc[31mde"
     assert strip_control("line1\nline2\tx") == "line1 line2 x"

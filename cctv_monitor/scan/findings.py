@@ -53,7 +53,8 @@ def sync_findings(session: Session, current: MutableMapping[Hashable, Finding],
             current[key] = row
             new.append(result)
         refresh(row, result)
-        row.last_seen = now
+        if row.last_seen != now:  # refresh may have set it (a batch writes it apart: Recorder.hot)
+            row.last_seen = now
     if resolve_gone:
         for key in [k for k in current if k not in wanted]:
             gone = current.pop(key)

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from cctv_monitor.compliance.engine import SILENT
@@ -89,6 +89,14 @@ class Ingestor:
         self.row = live_run(session, run)
         self.recorder = Recorder(session, self.row, scope, keep_results=keep_results, autocommit=autocommit)
         self.chain = list(expanders() if chain is None else chain)
+        self.receipts: list[dict[str, Any]] = []
+
+    def write(self) -> None:
+        """Write what a batch (``autocommit=False``) built: the recorder's rows, then the receipts."""
+        self.recorder.write()
+        if self.receipts:
+            self.session.connection().execute(insert(ObservationReceipt.__table__), self.receipts)
+            self.receipts = []
 
     def received(self, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` were ingested before (by any run)."""
@@ -104,9 +112,13 @@ class Ingestor:
         """Expand and record one observation and keep its receipt (committed with it in autocommit mode)."""
         out = []
         if obs.observation_id:
-            # Added first so the recorder's commit (per camera) writes the receipt in the same transaction.
-            self.session.add(ObservationReceipt(observation_uid=obs.observation_id[:128], scan_run_id=self.row.id,
-                                                received_at=utcnow()))
+            receipt = {"observation_uid": obs.observation_id[:128], "scan_run_id": self.row.id,
+                       "received_at": utcnow()}
+            if self.recorder.autocommit:
+                # Added first so the recorder's commit (per camera) writes the receipt in the same transaction.
+                self.session.add(ObservationReceipt(**receipt))
+            else:
+                self.receipts.append(receipt)  # a batch: one executemany in :meth:`write`
         children = _expand(obs, self.chain)
         for child in sorted(children, key=lambda o: o.status in SILENT):
             result = self.recorder.record(child)
@@ -143,9 +155,9 @@ class IngestCache:
     recording a batch of 64 cameras, so the ingest worker keeps them, in a session of their own, from one
     batch of a run to the next. They are used again only while nobody else changed the inventory: each
     batch first locks the run's row (so two processes feeding one run take turns) and compares a stamp of
-    the inventory tables (row counts, highest ids, latest changes) with the one taken when this process
-    committed its last batch; any difference, a failed batch, or an age over ``max_age_s`` loads them
-    afresh. Not thread-safe: one per process, used by one thread (the ingest worker's solo pool).
+    the inventory tables (row counts, highest ids, latest changes) with the one this process read in its
+    last batch's transaction after writing it; any difference, a failed batch, or an age over
+    ``max_age_s`` loads them afresh. Not thread-safe: one per process, used by one thread (the ingest worker's solo pool).
     """
 
     def __init__(self, *, max_runs: int = 4, max_age_s: float = 60.0) -> None:
@@ -178,13 +190,15 @@ class IngestCache:
             self.forget(run_id)
 
 
+_STAMPED = (Device, RegisterEntry, Site, Project, Finding)
+
+
 def _stamp(session: Session) -> tuple[Any, ...]:
     """What changes when anyone writes what the recorder indexes: row counts, top ids, latest changes."""
-    columns = []
-    for model in (Device, RegisterEntry, Site, Project, Finding):
-        columns += [select(func.count(model.id)).scalar_subquery(), select(func.max(model.id)).scalar_subquery(),
-                    select(func.max(model.updated)).scalar_subquery()]
-    return tuple(session.execute(select(*columns)).one())
+    # One aggregate per table (one pass over it), all in one statement: it runs up to three times a batch.
+    parts = [select(literal(i), func.count(model.id), func.max(model.id), func.max(model.updated))
+             for i, model in enumerate(_STAMPED)]
+    return tuple(sorted(tuple(row) for row in session.execute(union_all(*parts))))
 
 
 def _reuse(warm: _Warm, run: RunRef) -> bool:
@@ -242,11 +256,14 @@ def ingest(session_factory: SessionFactory, run: RunRef, observations: Iterable[
             fresh.append(obs)
         skipped = len(given) - len(fresh)
         try:
-            for obs in _ordered(fresh):
-                ingestor.add(obs)
+            with session.no_autoflush:  # rows of the batch are written in order by Ingestor.write
+                for obs in _ordered(fresh):
+                    ingestor.add(obs)
             _touch(ingestor, settings, len(fresh))
-            session.flush()
-            before = _stamp(session) if cache is not None else None
+            ingestor.write()
+            # Read in this transaction after its writes: our own rows are in it, so the next batch finds the
+            # same stamp unless someone else committed since (then it loads afresh: see _reuse).
+            stamp = _stamp(session) if cache is not None else None
             session.commit()
             result = IngestResult(len(fresh), skipped, 0, ingestor.recorder.results)
         except Exception:  # noqa: BLE001 - one broken observation must not lose the batch
@@ -255,17 +272,10 @@ def ingest(session_factory: SessionFactory, run: RunRef, observations: Iterable[
                            exc_info=True)
             return _one_by_one(session, run, ingestor.recorder.scope, fresh, skipped, settings, keep_results)
         if cache is not None:
-            try:
-                after = _stamp(session)
-                session.commit()  # ends the stamp's read (no transaction left open between batches)
-            except Exception:  # noqa: BLE001 - the batch is committed; the next one loads afresh
-                LOGGER.warning("run #%s: the inventory stamp could not be read", run.id, exc_info=True)
-            else:
-                if after == before:  # nobody else committed while this batch did
-                    warm = warm or _Warm(session, ingestor)
-                    warm.stamp = after
-                    cache.keep(run.id, warm)
-                    kept = True
+            warm = warm or _Warm(session, ingestor)
+            warm.stamp = stamp
+            cache.keep(run.id, warm)
+            kept = True
         return result
     finally:
         if not kept:

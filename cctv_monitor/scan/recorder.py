@@ -12,11 +12,12 @@ import ipaddress
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 from typing import Any, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
 from cctv_monitor.compliance import (
     DeviceStatus,
@@ -58,6 +59,11 @@ __all__ = ["Recorder", "Recorded", "spec_of", "parse_time"]
 #: Device columns and their lengths: camera strings are hostile and PostgreSQL refuses over-long values.
 LIMITS = {"mac": 17, "serial": 128, "manufacturer": 255, "model": 255, "firmware": 255, "hardware_id": 255,
           "name": 500, "location_text": 500, "address": 64, "encoding": 16}
+
+#: Columns every observation writes on its device and on each of its active findings: in a batch they are
+#: written for all rows at once by :meth:`Recorder.write` rather than by the unit of work.
+_HOT: dict[type, tuple[str, ...]] = {Device: ("last_seen", "last_ok", "last_observation_id"),
+                                     Finding: ("scan_run_id", "observation_id", "last_seen")}
 
 _NO_PROJECT_SPEC = Spec(code="(none)", name_th="ไม่อยู่ในโครงการใด", name_en="Not in any project",
                         device_class="fixed_outdoor", requirements=MappingProxyType({}))
@@ -119,6 +125,10 @@ class Recorder:
         self.autocommit = autocommit
         # A batch (not autocommit) on PostgreSQL takes its ids from the sequences and is written by one flush.
         self.ids = None if autocommit else allocator_for(session)
+        #: Observation rows of the batch not yet written (with ids drawn in advance): see :meth:`write`.
+        self.pending: list[dict[str, Any]] = []
+        #: Batch mode: stored devices and findings whose hot columns (:data:`_HOT`) this batch changed.
+        self.touched: dict[type, dict[int, Any]] = {Device: {}, Finding: {}}
         self.register: dict[int, RegisterEntry] = {}
         self.register_by_mac: dict[str, RegisterEntry] = {}
         self.register_by_serial: dict[str, RegisterEntry] = {}
@@ -209,6 +219,44 @@ class Recorder:
         else:
             self.session.add(obj)
             self.session.flush()
+
+    def write(self) -> None:
+        """Write a batch (ids drawn in advance): new devices, the observations in one executemany, the rest.
+
+        Observations are the bulk of a batch and nothing reads them back as objects, so they go as plain
+        rows (SQLAlchemy Core) rather than through the unit of work; they need their devices first, and
+        findings, changes and alerts need them. The caller keeps autoflush off while the batch is built.
+        """
+        if self.pending:
+            new = [obj for obj in self.session.new if isinstance(obj, Device)]
+            if new:
+                self.session.flush(new)
+            self.session.connection().execute(insert(Observation.__table__), self.pending)
+            self.pending = []
+        now = utcnow()
+        for model, rows in self.touched.items():
+            if rows:
+                table = model.__table__
+                statement = update(table).where(table.c.id == bindparam("k_id")).values(
+                    updated=bindparam("k_updated"), **{c: bindparam(f"k_{c}") for c in _HOT[model]})
+                self.session.connection().execute(statement, [
+                    {"k_id": key, "k_updated": now, **{f"k_{c}": getattr(obj, c) for c in _HOT[model]}}
+                    for key, obj in rows.items()])
+                for obj in rows.values():
+                    set_committed_value(obj, "updated", now)
+                rows.clear()
+        self.session.flush()
+
+    def hot(self, obj: Any, **values: Any) -> None:
+        """Set columns of :data:`_HOT`: in a batch, on a stored row, written by :meth:`write` in one executemany
+        (the object holds them as committed, so the unit of work leaves the row alone unless more changed)."""
+        if self.ids is None or instance_state(obj).key is None:
+            for attr, value in values.items():
+                put(obj, attr, value)
+            return
+        for attr, value in values.items():
+            set_committed_value(obj, attr, value)
+        self.touched[type(obj)][obj.id] = obj
 
     def _done(self, result: Recorded, answered: bool) -> None:
         if answered and result.device_id not in self._counted:  # a camera probed twice counts once
@@ -304,10 +352,11 @@ class Recorder:
         old_status = device.status
         changes = self._assign_identity(device, obs, macs, conflicts, is_new)
         project, site, registered = self._match(device, obs, macs, conflicts)
-        device.registered = registered
-        device.project_id = project.id if project else None
-        device.agency_id = project.agency_id if project else None
-        device.site_id = site.id if site is not None and (project is None or site.project_id == project.id) else None
+        put(device, "registered", registered)
+        put(device, "project_id", project.id if project else None)
+        put(device, "agency_id", project.agency_id if project else None)
+        put(device, "site_id", site.id if site is not None and (project is None or site.project_id == project.id)
+            else None)
         self._link_recorder(device, obs)
 
         spec = self.spec_for(project, recorder=is_recorder(obs))
@@ -317,16 +366,12 @@ class Recorder:
         if device.id is None:
             self._add(device)  # its id for the rows below
         row = self._observation_row(obs, device.id, now)
-        self._add(row)
         self._drift(device, row, obs, is_new, changes)
         for attr, old, new in changes:
             session.add(DeviceChange(device_id=device.id, observation_id=row.id, scan_run_id=self.run.id,
                                      attribute=attr, old_value=str(old), new_value=str(new), changed_at=now))
         new_blocking = self._sync_device_findings(device, row, findings, now)
-        device.last_seen = now
-        if obs.ok:
-            device.last_ok = now
-        device.last_observation_id = row.id
+        self.hot(device, last_seen=now, last_observation_id=row.id, **({"last_ok": now} if obs.ok else {}))
         self._set_status(device, old_status, status.value, now, is_new=is_new, new_blocking=new_blocking)
         self.run.done = (self.run.done or 0) + 1
         self._commit()
@@ -407,7 +452,7 @@ class Recorder:
             entry = self.register_by_address.get(obs.address)
             if entry is not None and ident is None and not device.mac and entry.mac:
                 device.mac = entry.mac.lower()
-        device.register_entry_id = entry.id if entry else None
+        put(device, "register_entry_id", entry.id if entry else None)
         if entry is not None:
             site = self.session.get(Site, entry.site_id) if entry.site_id else self.site_for(obs.address)
             return entry.project, site, True
@@ -426,9 +471,8 @@ class Recorder:
         status = derive_status(obs, findings, registered=device.registered, seen_before=seen_before)
         old_status = device.status
         row = self._observation_row(obs, device.id, now)
-        self._add(row)
         self._sync_device_findings(device, row, findings, now)
-        device.last_observation_id = row.id
+        self.hot(device, last_observation_id=row.id)
         self._set_status(device, old_status, status.value, now, is_new=False, new_blocking=[])
         self.run.done = (self.run.done or 0) + 1
         self._commit()
@@ -449,7 +493,7 @@ class Recorder:
         data = obs.to_dict()
         for item in data.get("stream_checks") or ():
             item.pop("thumbnail_jpeg", None)
-        return Observation(
+        values = dict(
             scan_run_id=self.run.id, device_id=device_id, address=clip(obs.address, 64), observed_at=now,
             probe_status=obs.status.value, error=clip(obs.error, 4000),
             firmware=clip(obs.device.firmware if obs.device else None, 255),
@@ -459,6 +503,13 @@ class Recorder:
             measured_height=check.height if check and check.ok else None,
             measured_fps=check.fps if check and check.ok else None,
             clock_offset_s=obs.clock_offset_s, data=_without_nul(data), thumbnail_jpeg=thumb)
+        if self.ids is not None:  # a batch: written with the others by :meth:`write`
+            values["id"] = self.ids.next(Observation.__table__)
+            self.pending.append(values)
+            return SimpleNamespace(**values)  # type: ignore[return-value] - read like the row it becomes
+        row = Observation(**values)
+        self._add(row)
+        return row
 
     def _drift(self, device: Device, row: Observation, obs: ObsData, is_new: bool,
                changes: list[tuple[str, Any, Any]]) -> None:
@@ -491,15 +542,15 @@ class Recorder:
                            severity=f.severity.value, subject=key[1], register_entry_id=device.register_entry_id)
 
         def refresh(existing: Finding, f: FindingResult) -> None:
-            existing.scan_run_id = self.run.id
-            existing.observation_id = row.id
-            existing.project_id = device.project_id
-            existing.severity = f.severity.value
-            existing.expected = scrub(f.expected)
-            existing.observed = scrub(f.observed)
-            existing.source = f.source
-            existing.message_th = scrub(f.message_th)
-            existing.message_en = scrub(f.message_en)
+            self.hot(existing, scan_run_id=self.run.id, observation_id=row.id, last_seen=now)
+            # Usually what the rule said last time: set only when different, so the row stays clean.
+            put(existing, "project_id", device.project_id)
+            put(existing, "severity", f.severity.value)
+            put(existing, "expected", scrub(f.expected))
+            put(existing, "observed", scrub(f.observed))
+            put(existing, "source", f.source)
+            put(existing, "message_th", scrub(f.message_th))
+            put(existing, "message_en", scrub(f.message_en))
 
         new = sync_findings(self.session, self.active.setdefault(device.id, {}), wanted, now=now,
                             make=make, refresh=refresh)
@@ -513,6 +564,12 @@ class Recorder:
         for kind, th, en in alert_kinds(device, old, new, is_new=is_new, new_blocking=new_blocking):
             self.session.add(AlertEvent(agency_id=device.agency_id, device_id=device.id, scan_run_id=self.run.id,
                                         kind=kind, message_th=th, message_en=en))
+
+
+def put(obj: Any, attr: str, value: Any) -> None:
+    """Set an attribute only when it changes (an unchanged object gives the unit of work nothing to do)."""
+    if getattr(obj, attr) != value:
+        setattr(obj, attr, value)
 
 
 def _without_nul(data: dict[str, Any]) -> dict[str, Any]:
