@@ -79,7 +79,8 @@ def test_register_entry_of_another_agency_cannot_be_taken_over(app, session, two
     _, project_b = two_agencies
     fleet = {"fleet": "trust-hijack", "cameras": [
         cam("b-real", "127.0.8.20", "Right#B", "c0:56:e3:00:08:14"),
-        cam("a-impostor", "127.0.8.5", "Right#A", "c0:56:e3:00:08:14")]}  # B's registered MAC, A's range
+        dict(cam("a-impostor", "127.0.8.5", "Right#A", "c0:56:e3:00:08:14"), serial="SN1270820")]}
+    # ^ a clone of B's camera (its registered MAC and its serial) in A's range
     with running_fleet(fleet, port_fallback=False) as running:
         bindings = {b.spec.name: b for b in running.runtime.bindings}
         run_scan(app, "site", "PB/b", deliver_alerts=False)
@@ -91,12 +92,14 @@ def test_register_entry_of_another_agency_cannot_be_taken_over(app, session, two
         impostor_attempts = bindings["a-impostor"].auth_attempts
         run_scan(app, "site", "PB/b", deliver_alerts=False)
         assert bindings["a-impostor"].auth_attempts == impostor_attempts  # B's scan never went to A's address
+        run_scan(app, "site", "PA/a", deliver_alerts=False)  # the impostor again: the same device, not a new one
     session.expire_all()
     real = session.get(Device, real.id)
     assert real.address == f"127.0.8.20:{PORT}" and real.registered and real.register_entry_id == entry_id
     assert real.project_id == project_b.id and real.status == status
-    impostor = session.scalar(select(Device).where(Device.address == f"127.0.8.5:{PORT}"))
-    assert impostor is not None and impostor.id != real.id
+    (impostor,) = session.scalars(select(Device).where(Device.address == f"127.0.8.5:{PORT}")).all()
+    assert impostor.id != real.id
+    assert len(session.scalars(select(Observation).where(Observation.device_id == impostor.id)).all()) == 2
     assert not impostor.registered and impostor.register_entry_id is None
     assert impostor.project_id != project_b.id
     assert "outside" in (impostor.identity_conflict or "")

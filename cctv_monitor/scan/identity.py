@@ -98,11 +98,25 @@ class IdentityIndex:
         elif device is None and not any("not merged" in c for c in conflicts):
             # A device known only by its address (discovered, or read without identity) now says who it is.
             device = self._identityless_at(obs.address)
+        if device is None and (usable or real_serial):
+            # Its MAC or serial points at another device that may not move here (another project's, or a
+            # shared MAC): the device recorded at this address with that same identity in an earlier scan
+            # is this one again, not a new device each scan.
+            device = self._twin_at(obs.address, usable, real_serial)
         if device is not None and device.id in self.seen_this_run and self.seen_this_run[device.id] != obs.address:
             conflicts.append(f"same identity as {self.seen_this_run[device.id]} (device #{device.id}) "
                              "in this scan: not merged")
             device = None
         return device, usable, conflicts
+
+    def _twin_at(self, address: str, usable: Sequence[str], real_serial: str | None) -> Device | None:
+        """The device recorded at ``address`` that carries one of ``usable`` MACs or ``real_serial``."""
+        device_id = self.by_address.get(address)
+        device = self.devices.get(device_id) if device_id is not None else None
+        if device is None:
+            return None
+        macs = {m for m in [device.mac, *(device.macs or [])] if m}
+        return device if macs & set(usable) or (real_serial and device.serial == real_serial) else None
 
     def _identityless_at(self, address: str) -> Device | None:
         """The device at ``address`` when it has neither a usable MAC nor a real serial of its own."""

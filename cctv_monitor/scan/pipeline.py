@@ -154,10 +154,12 @@ def discover(scope: ScanScope, ingestor: Ingestor, settings: ScanSettings) -> li
     from probes.discovery import sweep
 
     found: dict[str, Target] = {}
+    latency: dict[str, float] = {}  # how long each found address took to answer the sweep
 
     async def run_sweeps() -> None:
         for ports, cidrs in scope.cidrs_by_ports.items():
-            for target in await sweep(cidrs, ports, concurrency=256, timeout_s=min(settings.probe_timeout_s, 2.0)):
+            for target in await sweep(cidrs, ports, concurrency=256, timeout_s=min(settings.probe_timeout_s, 2.0),
+                                      latency=latency):
                 found.setdefault(target.address, target)
 
     if scope.cidrs_by_ports:
@@ -186,9 +188,11 @@ def discover(scope: ScanScope, ingestor: Ingestor, settings: ScanSettings) -> li
             except ValueError:
                 continue
             found.setdefault(target.address, target)
-    # Addresses that did not answer the sweep (hung, dripping, very slow or gone) are probed first: their
-    # timeouts then overlap the bulk of the scan instead of trailing it (longest jobs first).
-    return sorted(found.values(), key=lambda t: (t.address in answered, _sort_key(t.host, t.port)))
+    # Longest jobs first, so they overlap the bulk of the scan instead of trailing it: addresses that did not
+    # answer the sweep (hung, dripping, very slow or gone), then those that answered slowly (a device that
+    # takes a second per answer takes many seconds per probe), then the rest in address order.
+    return sorted(found.values(), key=lambda t: (t.address in answered, -round(latency.get(t.address, 0.0), 1),
+                                                 _sort_key(t.host, t.port)))
 
 
 def on_interface(interface: str, scope: ScanScope, targets: list[Target], settings: ScanSettings) -> list[ObsData]:
