@@ -229,9 +229,19 @@ class _Prober:
         if time_needs_auth:
             await self._read_clock(authenticated=True)
         self.state.services["device"] = self.device_url
-        await asyncio.gather(self._services(), self._optional("GetNetworkInterfaces", self._network),
-                             self._optional("GetScopes", self._scopes), self._optional("GetNTP", self._ntp),
-                             self._optional("GetHostname", self._hostname))
+        # The profiles need only the service list: reading them beside the optional calls keeps both of the
+        # host's request slots busy (a camera slow per answer took two answers longer when media waited).
+        # Every call ends before a fatal error is raised, so none runs on after the probe gave up.
+        outcomes = await asyncio.gather(
+            self._services_then_media(), self._optional("GetNetworkInterfaces", self._network),
+            self._optional("GetScopes", self._scopes), self._optional("GetNTP", self._ntp),
+            self._optional("GetHostname", self._hostname), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _services_then_media(self) -> None:
+        await self._services()
         await self._media()
 
     async def _read_clock(self, *, authenticated: bool) -> bool:
