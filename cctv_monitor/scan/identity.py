@@ -109,10 +109,14 @@ class IdentityIndex:
             device = None
         return device, usable, conflicts
 
+    def _device_at(self, address: str) -> Device | None:
+        """The device last recorded at ``address``, if any."""
+        device_id = self.by_address.get(address)
+        return self.devices.get(device_id) if device_id is not None else None
+
     def _twin_at(self, address: str, usable: Sequence[str], real_serial: str | None) -> Device | None:
         """The device recorded at ``address`` that carries one of ``usable`` MACs or ``real_serial``."""
-        device_id = self.by_address.get(address)
-        device = self.devices.get(device_id) if device_id is not None else None
+        device = self._device_at(address)
         if device is None:
             return None
         macs = {m for m in [device.mac, *(device.macs or [])] if m}
@@ -120,8 +124,7 @@ class IdentityIndex:
 
     def _identityless_at(self, address: str) -> Device | None:
         """The device at ``address`` when it has neither a usable MAC nor a real serial of its own."""
-        device_id = self.by_address.get(address)
-        device = self.devices.get(device_id) if device_id is not None else None
+        device = self._device_at(address)
         return device if device is not None and identityless(device) else None
 
     def _usable_macs(self, macs: Sequence[str], address: str, conflicts: list[str]) -> list[str]:
