@@ -489,8 +489,9 @@ class _Prober:
         document = await _wsdl_document(definition["wsdl"])
         wsse = None
         if self._credential is not None:
-            wsse = onvif_client.UsernameDigestTokenDtDiff(
-                self._credential.username, self._credential.password, dt_diff=timedelta(seconds=self.offset))
+            # PasswordDigest (zeep's default is PasswordText: the password in clear on the wire).
+            wsse = onvif_client.UsernameDigestTokenDtDiff(self._credential.username, self._credential.password,
+                                                          dt_diff=timedelta(seconds=self.offset), use_digest=True)
         zclient = onvif_client.ZeepAsyncClient(wsdl=document, wsse=wsse, transport=ZeepTransport(self.session),
                                                settings=_ZEEP_SETTINGS, plugins=[WsAddressingIfMissingPlugin()])
         xaddr = self.device_url if name == "devicemgmt" else self.state.services["media"]

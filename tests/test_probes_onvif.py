@@ -50,6 +50,9 @@ def test_demo_fleet_reads_as_the_fleet_file_states(demo_fleet):
     started = time.monotonic()
     got = scan(demo_fleet, [WRONG, GOOD])  # the wrong credential first: the list is tried in order
     assert time.monotonic() - started < 30
+    # WS-Security PasswordDigest on every call: no password ever crossed the wire in clear (PasswordText)
+    assert sum(b.auth_attempts for b in demo_fleet.bindings) > 50
+    assert [b.spec.name for b in demo_fleet.bindings if b.clear_passwords] == []
     checked = 0
     for cam in fleet_cameras("demo"):
         if not cam.get("online", True):

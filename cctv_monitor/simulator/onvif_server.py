@@ -54,6 +54,7 @@ class CameraBinding:
     requests: int = 0
     auth_failures: int = 0  # rejected credentials (what a lock-out counts)
     auth_attempts: int = 0  # authenticated requests, accepted or not
+    clear_passwords: int = 0  # requests whose WS-Security token carried the password in clear (PasswordText)
 
     def __post_init__(self) -> None:
         self.digest = HttpDigest(realm=f"{self.spec.manufacturer} {self.spec.name}")
@@ -344,8 +345,11 @@ class OnvifFleetServer:
                 return web.Response(status=401, text=_HTML_401, content_type="text/html",
                                     headers={"WWW-Authenticate": b.digest.challenge()})
             digest_ok = True
-        has_token = envelope.find(".//{http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-"
-                                  "secext-1.0.xsd}UsernameToken") is not None
+        token = envelope.find(".//{http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-"
+                              "secext-1.0.xsd}UsernameToken")
+        has_token = token is not None
+        if has_token and any(str(el.get("Type", "")).endswith("#PasswordText") for el in token.iter()):
+            b.clear_passwords += 1  # accepted, as most firmware does; a test counts it
         if digest_ok and not has_token:
             return None  # HTTP Digest alone is accepted, as Hikvision 5.7.13 does
         result = check_ws_security(envelope, cam.username, cam.password, b.camera_now())
