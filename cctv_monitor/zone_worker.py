@@ -58,7 +58,7 @@ async def probe_work(work: dict[str, Any], options: dict[str, Any], id_prefix: s
     Each observation's id is ``<id_prefix>:<address>``: the same unit probed again (redelivered after a
     lost worker or a partition) gives the same ids, so the ingest boundary stores it once.
     """
-    from probes.discovery import sweep
+    from probes.discovery import sweep, sweep_timeouts
     from probes.scan import probe_many
 
     timeout_s = float(options.get("timeout_s", 5.0))
@@ -72,7 +72,8 @@ async def probe_work(work: dict[str, Any], options: dict[str, Any], id_prefix: s
             target = Target(entry["h"], ports[0], entry.get("path") or "/onvif/device_service")
             targets.setdefault(target.address, target)
     for ports, hosts in by_ports.items():
-        for target in await sweep(hosts, ports, concurrency=256, timeout_s=min(timeout_s, 2.0)):
+        connect_s, answer_s = sweep_timeouts(timeout_s)
+        for target in await sweep(hosts, ports, concurrency=256, timeout_s=connect_s, answer_timeout_s=answer_s):
             targets.setdefault(target.address, target)
     observations = []
     async for obs in probe_many(list(targets.values()), _credential_source(work),

@@ -26,7 +26,8 @@ import aiohttp
 from probes.errors import ProbeError
 from probes.ranges import RangeError, parse_range
 from probes.soap import ACCEPT_ENCODING, child, envelope, find_any, local, parse_reply, read_capped, soap_fault, text
-from probes.targets import DEFAULT_PATH, Target
+from probes.onvif_values import clock_offset
+from probes.targets import DEFAULT_PATH, ClockReading, Target
 from probes.vendor_http import IDENTIFY_PATHS, says_vendor
 
 __all__ = ["DEFAULT_PORTS", "DiscoveredDevice", "sweep", "ws_discover", "parse_cidrs", "preferred_xaddr",
@@ -63,13 +64,25 @@ def parse_cidrs(cidrs: Iterable[str], *, limit: int = MAX_SWEEP_ADDRESSES) -> li
     return list(hosts)
 
 
+def sweep_timeouts(probe_timeout_s: float) -> tuple[float, float]:
+    """(connect, answer) timeouts of a scan's sweep for a probe timeout: a silent address costs at most 2 s,
+    an open port gets half the probe timeout to answer GetSystemDateAndTime (a slow camera that takes 2 s an
+    answer is still found, with its clock, instead of being missed when it is not registered)."""
+    connect = min(probe_timeout_s, 2.0)
+    return connect, max(connect, probe_timeout_s / 2)
+
+
 async def sweep(cidrs: Sequence[str], ports: Sequence[int] = DEFAULT_PORTS, *, concurrency: int = 256,
-                timeout_s: float = 1.5, latency: dict[str, float] | None = None) -> list[Target]:
+                timeout_s: float = 1.5, latency: dict[str, float] | None = None,
+                answer_timeout_s: float | None = None) -> list[Target]:
     """Hosts in ``cidrs`` that answer an unauthenticated ONVIF GetSystemDateAndTime on one of ``ports``,
     or whose web server there identifies as Hikvision or Dahua (ONVIF off: read through the vendor API).
     ``latency``, when given, receives the seconds each found ``host:port`` took to answer (a slow answer
-    predicts a slow probe, which a scan best starts first).
+    predicts a slow probe, which a scan best starts first). Each target carries the clock its answer gave
+    (``Target.clock``), so a probe soon after need not ask for it again.
 
+    ``timeout_s`` bounds each connect (a silent address costs that much), ``answer_timeout_s`` (default:
+    ``timeout_s``) the answer of a port that accepted: a device is there, maybe slow, so it may get longer.
     Each host is reported once, on the first port in ``ports`` order that answered.
     """
     if isinstance(cidrs, str):
@@ -80,12 +93,14 @@ async def sweep(cidrs: Sequence[str], ports: Sequence[int] = DEFAULT_PORTS, *, c
         raise ValueError(f"invalid port list {list(ports)!r}: ports must be 1-65535")
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    answer_s = timeout_s if answer_timeout_s is None else max(float(answer_timeout_s), timeout_s)
     started = time.monotonic()
     # Most addresses of a range hold no device: find the open ports first with bare non-blocking connects
     # in one selector loop, then ask only those (see _open_ports).
     pairs = iter(await asyncio.to_thread(_open_ports, [(h, int(p)) for h in hosts for p in ports], concurrency,
                                          timeout_s))
     found: dict[str, set[int]] = {}
+    clocks: dict[tuple[str, int], ClockReading] = {}
     body = envelope("<tds:GetSystemDateAndTime/>", namespaces={"tds": _DEVICE_NS})
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=True, ssl=False, use_dns_cache=False)
     # decompression under the cap (read_capped), never aiohttp's whole-chunk inflating: see probes.soap
@@ -95,16 +110,22 @@ async def sweep(cidrs: Sequence[str], ports: Sequence[int] = DEFAULT_PORTS, *, c
         async def worker() -> None:
             for host, port in pairs:
                 asked = time.monotonic()
-                answer = await _answers_onvif(session, host, port, body, timeout_s)
+                answer, clock = await _answers_onvif(session, host, port, body, answer_s)
                 # A web server that is no ONVIF device may be a Hikvision/Dahua with ONVIF off: keep it too.
-                if answer == "onvif" or (answer == "http" and await _answers_vendor(session, host, port, timeout_s)):
+                if answer == "onvif" or (answer == "http" and await _answers_vendor(session, host, port, answer_s)):
                     found.setdefault(host, set()).add(port)
+                    if clock is not None:
+                        clocks[(host, port)] = clock
                     if latency is not None:
                         latency[f"{host}:{port}"] = time.monotonic() - asked
 
         await asyncio.gather(*(worker() for _ in range(min(concurrency, len(hosts) * len(ports) or 1))))
     order = {p: i for i, p in enumerate(ports)}
-    targets = [Target(host, min(found[host], key=lambda p: order[p])) for host in hosts if host in found]
+    targets = []
+    for host in hosts:
+        if host in found:
+            port = min(found[host], key=lambda p: order[p])
+            targets.append(Target(host, port, clock=clocks.get((host, port))))
     LOGGER.info("sweep of %d addresses x %d ports found %d ONVIF devices in %.1f s", len(hosts), len(ports),
                 len(targets), time.monotonic() - started)
     return targets
@@ -182,9 +203,9 @@ async def _answers_vendor(session: aiohttp.ClientSession, host: str, port: int, 
 
 
 async def _answers_onvif(session: aiohttp.ClientSession, host: str, port: int, body: bytes,
-                         timeout_s: float) -> str | None:
+                         timeout_s: float) -> tuple[str | None, ClockReading | None]:
     """"onvif" when host:port answers GetSystemDateAndTime with SOAP (a reply or a SOAP fault), "http" when
-    an HTTP server answered something else, None when nothing answered."""
+    an HTTP server answered something else, None when nothing answered; with the clock a reply gave."""
     scheme = "https" if port == 443 else "http"
     bracketed = f"[{host}]" if ":" in host else host
     url = f"{scheme}://{bracketed}:{port}{DEFAULT_PATH}"
@@ -195,19 +216,21 @@ async def _answers_onvif(session: aiohttp.ClientSession, host: str, port: int, b
             async with session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
                 content = await read_capped(resp, _SWEEP_REPLY_CAP)
     except (TimeoutError, aiohttp.ClientError, OSError, ValueError, ProbeError):
-        return None
+        return None, None
+    received, now = time.time(), time.monotonic()
     if content is None:
-        return None  # over the sweep's cap: no ONVIF device answers GetSystemDateAndTime with that much
+        return None, None  # over the sweep's cap: no ONVIF device answers GetSystemDateAndTime with that much
     try:
         root = parse_reply(content, what="GetSystemDateAndTime reply").root
     except ProbeError:
-        return "http"
+        return "http", None
     if local(root.tag) != "Envelope":
-        return "http"
+        return "http", None
     if find_any(root, "GetSystemDateAndTimeResponse") is not None:
-        return "onvif"
+        offset = clock_offset(root, received)
+        return "onvif", (ClockReading(offset, now) if offset is not None else None)
     # a SOAP fault: an ONVIF device that wants credentials even for this call
-    return "onvif" if soap_fault(root) is not None else "http"
+    return ("onvif" if soap_fault(root) is not None else "http"), None
 
 
 # -- WS-Discovery -------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Order of calls (PITFALLS.md):
 1. GetSystemDateAndTime without credentials (hand-built SOAP, cheap): is an ONVIF device there, and what
-   time does it think it is? The offset is reported and used to sign every WS-Security digest.
+   time does it think it is? The offset is reported and used to sign every WS-Security digest (the range
+   sweep's reading of the last 10 minutes, when the device came from one, instead of asking again).
 2. GetDeviceInformation with each credential in turn (WS-Security digest; HTTP Digest when challenged).
 3. GetServices (fallback GetCapabilities), GetNetworkInterfaces, GetScopes, GetNTP, GetHostname.
 4. Profiles from Media2 (ver20, H.265) when the device has it, else Media (ver10); stream and snapshot URIs.
@@ -35,10 +36,10 @@ from probes.errors import AuthFailed, MalformedReply, NotSupported, OnvifDisable
 from probes.onvif_values import (
     _fault_error,
     _fault_text,
-    _find,
+    SERVICE_NAMES as _SERVICE_NAMES,
     _media1_profile,
     _media2_profile,
-    _onvif_datetime,
+    clock_offset,
     _preferred_device_url,
     _qname_local,
     _repair_url,
@@ -49,7 +50,7 @@ from probes.onvif_values import (
     _xml_text,
 )
 from probes.results import DeviceIdentity, MediaProfile, Observation, ProbeStatus, utc_now_iso
-from probes.soap import CameraSession, HostLimiter, ZeepTransport, child, envelope, excerpt, is_auth_fault, local
+from probes.soap import CameraSession, HostLimiter, ZeepTransport, envelope, excerpt, is_auth_fault, local
 from probes.soap import soap_fault, wsse_header
 from probes.targets import Credential, Target
 from probes.targets import on_probed_host as _on_probed_host
@@ -62,16 +63,11 @@ LOGGER = logging.getLogger(__name__)
 DEVICE_NS = "http://www.onvif.org/ver10/device/wsdl"
 MEDIA_NS = "http://www.onvif.org/ver10/media/wsdl"
 MEDIA2_NS = "http://www.onvif.org/ver20/media/wsdl"
-_SERVICE_NAMES = {
-    DEVICE_NS: "device", MEDIA_NS: "media", MEDIA2_NS: "media2",
-    "http://www.onvif.org/ver10/events/wsdl": "events", "http://www.onvif.org/ver20/imaging/wsdl": "imaging",
-    "http://www.onvif.org/ver20/ptz/wsdl": "ptz", "http://www.onvif.org/ver10/deviceIO/wsdl": "deviceio",
-    "http://www.onvif.org/ver20/analytics/wsdl": "analytics", "http://www.onvif.org/ver10/recording/wsdl": "recording",
-    "http://www.onvif.org/ver10/search/wsdl": "search", "http://www.onvif.org/ver10/replay/wsdl": "replay",
-}
 #: BitrateLimit values that mean "not set" (agsh/onvif#233).
 PLACEHOLDER_BITRATES = {2147483647, 4294967295, 65535, 0}
 _CLOCK_WARN_S = 5.0
+# How old the sweep's clock reading may be for a probe to sign with it (clocks drift by seconds a day).
+_BORROWED_CLOCK_MAX_AGE_S = 600.0
 _WSDL_DIR = Path(onvif_client.__file__).parent / "wsdl"
 
 # zeep settings for camera replies: lenient about the schema (cameras deviate), strict about safety.
@@ -224,18 +220,33 @@ class _Prober:
 
     async def run(self) -> None:
         """Run the whole sequence; raises the fatal ProbeError."""
-        time_needs_auth = await self._read_clock(authenticated=False)
-        await self._authenticate()
-        if time_needs_auth:
-            await self._read_clock(authenticated=True)
+        clock = self.target.clock
+        if clock is not None and time.monotonic() - clock.at <= _BORROWED_CLOCK_MAX_AGE_S:
+            # The sweep read the clock moments ago: one request less per camera. Credentials rejected: the
+            # clock is read again and, if it moved, they are tried once more (the rejection was the clock's).
+            self._set_offset(clock.offset_s)
+            try:
+                await self._authenticate()
+            except AuthFailed:
+                if self.state.locked or await self._read_clock(authenticated=False) or \
+                        self.offset == clock.offset_s:
+                    raise
+                self.state.rejected_refs.clear()
+                self.state.rejected.clear()
+                await self._authenticate()
+        else:
+            time_needs_auth = await self._read_clock(authenticated=False)
+            await self._authenticate()
+            if time_needs_auth:
+                await self._read_clock(authenticated=True)
         self.state.services["device"] = self.device_url
         # The profiles need only the service list: reading them beside the optional calls keeps both of the
         # host's request slots busy (a camera slow per answer took two answers longer when media waited).
         # Every call ends before a fatal error is raised, so none runs on after the probe gave up.
         outcomes = await asyncio.gather(
-            self._services_then_media(), self._optional("GetNetworkInterfaces", self._network),
-            self._optional("GetScopes", self._scopes), self._optional("GetNTP", self._ntp),
-            self._optional("GetHostname", self._hostname), return_exceptions=True)
+            self._services_then_media(), self._optional_value("GetNetworkInterfaces", self._network),
+            self._optional_value("GetScopes", self._scopes), self._optional_value("GetNTP", self._ntp),
+            self._optional_value("GetHostname", self._hostname), return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -250,7 +261,6 @@ class _Prober:
         if authenticated and self._credential is not None:
             header = wsse_header(self._credential.username, self._credential.password, self.offset)
         body = envelope('<tds:GetSystemDateAndTime/>', header, {"tds": DEVICE_NS})
-        sent = time.time()
         try:
             reply = await self.session.post(self.device_url, body, action=f"{DEVICE_NS}/GetSystemDateAndTime",
                                             authenticated=authenticated)
@@ -271,22 +281,19 @@ class _Prober:
                             "clock not read, digests signed with our own clock")
             self._clock_fault = fault
             return False
-        utc = _find(reply.xml.root, "SystemDateAndTime")
-        utc = child(utc, "UTCDateTime") if utc is not None else None
-        camera_time = _onvif_datetime(utc)
-        if camera_time is None:
+        offset = clock_offset(reply.xml.root, received)
+        if offset is None:
             self.state.warn("GetSystemDateAndTime carried no readable UTCDateTime; clock offset unknown")
             return False
-        # The camera stamps its reply when it sends it, in whole seconds (truncated): compare with the time
-        # the reply arrived (+0.5 s for the truncation), not the time we asked (a slow camera would skew it).
-        del sent
-        raw = camera_time.timestamp() - received + 0.5
-        self.offset = float(round(raw))
-        self.state.clock_offset_s = self.offset
-        if abs(self.offset) > _CLOCK_WARN_S:
-            self.state.warn(f"camera clock is {self.offset:+.0f} s off (signing with the camera's clock); "
-                            "set NTP on the camera")
+        self._set_offset(offset)
         return False
+
+    def _set_offset(self, offset: float) -> None:
+        self.offset = offset
+        self.state.clock_offset_s = offset
+        if abs(offset) > _CLOCK_WARN_S and not any(w.startswith("camera clock is") for w in self.state.warnings):
+            self.state.warn(f"camera clock is {offset:+.0f} s off (signing with the camera's clock); set NTP on "
+                            "the camera")
 
     async def _authenticate(self) -> None:
         """GetDeviceInformation with each credential until one is accepted; stop at the first lock-out."""
@@ -529,11 +536,8 @@ class _Prober:
             raise _fault_error(f"Media2 {operation}", *fault)
         return reply.xml.root
 
-    async def _optional(self, operation: str, func: Callable[[], Awaitable[None]]) -> None:
-        """Run an optional call; device-side failures become warnings, dead devices stay fatal."""
-        await self._optional_value(operation, func)
-
     async def _optional_value(self, operation: str, func: Callable[[], Awaitable[T]]) -> T | None:
+        """Run an optional call; device-side failures become warnings, dead devices stay fatal."""
         try:
             return await func()
         except ProbeError as exc:

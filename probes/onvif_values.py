@@ -15,6 +15,17 @@ from probes.soap import child, is_auth_fault, local, text
 from probes.targets import Target
 from probes.vocab import normalise_encoding
 
+#: The services of GetServices by namespace, under the names the probe uses.
+SERVICE_NAMES = {
+    "http://www.onvif.org/ver10/device/wsdl": "device", "http://www.onvif.org/ver10/media/wsdl": "media",
+    "http://www.onvif.org/ver20/media/wsdl": "media2",
+    "http://www.onvif.org/ver10/events/wsdl": "events", "http://www.onvif.org/ver20/imaging/wsdl": "imaging",
+    "http://www.onvif.org/ver20/ptz/wsdl": "ptz", "http://www.onvif.org/ver10/deviceIO/wsdl": "deviceio",
+    "http://www.onvif.org/ver20/analytics/wsdl": "analytics", "http://www.onvif.org/ver10/recording/wsdl": "recording",
+    "http://www.onvif.org/ver10/search/wsdl": "search", "http://www.onvif.org/ver10/replay/wsdl": "replay",
+}
+
+
 def _preferred_device_url(target: Target) -> str:
     """Of the discovered XAddrs, the one on the host that answered; else the target's own URL."""
     for xaddr in target.xaddrs:
@@ -165,6 +176,19 @@ def _onvif_datetime(node: Any) -> datetime | None:
         return datetime(*values, tzinfo=timezone.utc)
     except ValueError:
         return None
+
+
+def clock_offset(root: Any, received: float) -> float | None:
+    """Seconds to add to our clock to get the camera's, from a GetSystemDateAndTime reply that arrived at
+    ``received`` (``time.time()``); None when it carries no readable UTCDateTime.
+
+    The camera stamps its reply when it sends it, in whole seconds (truncated): compare with the time the
+    reply arrived (+0.5 s for the truncation), not the time we asked (a slow camera would skew it)."""
+    utc = _find(root, "SystemDateAndTime")
+    camera_time = _onvif_datetime(child(utc, "UTCDateTime") if utc is not None else None)
+    if camera_time is None:
+        return None
+    return float(round(camera_time.timestamp() - received + 0.5))
 
 
 def scope_fields(scopes: Sequence[str]) -> tuple[str | None, str | None, tuple[str, ...]]:

@@ -6,19 +6,31 @@ import ipaddress
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["Target", "Credential", "DEFAULT_PATH", "on_probed_host", "without_userinfo"]
+__all__ = ["Target", "ClockReading", "Credential", "DEFAULT_PATH", "on_probed_host", "without_userinfo"]
 
 DEFAULT_PATH = "/onvif/device_service"
 
 
 @dataclass(frozen=True)
+class ClockReading:
+    """A device's clock as an unauthenticated GetSystemDateAndTime read it (the range sweep asks that call
+    anyway): ``offset_s`` to add to our clock to get the device's, read at ``at`` (``time.monotonic()``)."""
+
+    offset_s: float
+    at: float
+
+
+@dataclass(frozen=True)
 class Target:
-    """One ONVIF device address; ``xaddrs`` are the URLs WS-Discovery reported for it, if any."""
+    """One ONVIF device address; ``xaddrs`` are the URLs WS-Discovery reported for it, if any; ``clock`` the
+    device's clock when the sweep that found it read it (not part of the address: equal targets compare
+    equal whatever their clock)."""
 
     host: str
     port: int = 80
     path: str = DEFAULT_PATH
     xaddrs: tuple[str, ...] = ()
+    clock: ClockReading | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.host or any(c in self.host for c in "/ @?#"):

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from probes.discovery import DiscoveredDevice, parse_cidrs, preferred_xaddr, sweep
+from probes.results import ProbeStatus
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).parent / "cctv-monitor")
@@ -157,3 +158,73 @@ def test_every_range_form_parses(text, stored, hosts):
     entry = parse_range(text)
     assert entry.text == stored and list(entry.hosts()) == hosts
     assert parse_range(entry.text) == entry  # the stored text parses to the same entry
+
+
+def _binding_of(fleet, cam):
+    return next(b for b in fleet.bindings if b.spec.name == cam.name)
+
+
+def test_a_swept_camera_is_probed_with_the_clock_the_sweep_read(demo_fleet):
+    """The sweep's GetSystemDateAndTime gives the clock: the probe signs with it and asks one request less."""
+    from probes.onvif import probe_onvif
+    from probes.scan import Credential, Target
+
+    cam = next(c for c in demo_fleet if c.spec is not None and c.spec.clock_offset_s == 300)
+    binding = _binding_of(demo_fleet, cam)
+    [swept] = asyncio.run(sweep([f"{cam.host}/32"], [cam.port]))
+    assert swept == Target(cam.host, cam.port) and swept.clock is not None
+    assert abs(swept.clock.offset_s - 300) <= 1
+    credential = Credential(cam.username, cam.password)
+    counts, observations = [], []
+    for target in (Target(cam.host, cam.port), swept):
+        before = binding.requests
+        observations.append(asyncio.run(probe_onvif(target, [credential])))
+        counts.append(binding.requests - before)
+    fresh, borrowed = observations
+    assert fresh.status is borrowed.status is ProbeStatus.OK
+    assert borrowed.clock_offset_s == fresh.clock_offset_s and abs(borrowed.clock_offset_s - 300) <= 1
+    assert any("clock is +300 s off" in w for w in borrowed.warnings)
+    assert borrowed.device.serial == fresh.device.serial and len(borrowed.profiles) == len(fresh.profiles) > 0
+    assert counts[1] == counts[0] - 1, counts
+
+
+def test_a_clock_that_moved_since_the_sweep_is_read_again(demo_fleet):
+    """The camera's clock jumped after the sweep (NTP): the rejection is the clock's, so the clock is read again
+    and the same credential tried once more; a wrong password is rejected once, its clock read once more."""
+    from probes.onvif import probe_onvif
+    from probes.scan import Credential
+
+    cam = next(c for c in demo_fleet if c.spec is not None and c.spec.clock_offset_s == 0)
+    binding = _binding_of(demo_fleet, cam)
+    [swept] = asyncio.run(sweep([f"{cam.host}/32"], [cam.port]))
+    assert swept.clock is not None and abs(swept.clock.offset_s) <= 1
+    try:
+        binding.spec.clock_offset_s = 120.0
+        obs = asyncio.run(probe_onvif(swept, [Credential(cam.username, cam.password)]))
+        assert obs.status is ProbeStatus.OK, obs.error
+        assert abs(obs.clock_offset_s - 120) <= 1 and obs.rejected_refs == ()
+        binding.spec.clock_offset_s = 0.0
+        [swept] = asyncio.run(sweep([f"{cam.host}/32"], [cam.port]))
+        failures = binding.auth_failures
+        wrong = asyncio.run(probe_onvif(swept, [Credential(cam.username, "not-the-password", ref="r1")]))
+        assert wrong.status is ProbeStatus.AUTH_FAILED and binding.auth_failures - failures == 1
+        assert wrong.rejected_refs == ("r1",)
+    finally:
+        binding.spec.clock_offset_s = 0.0
+
+
+def test_a_camera_slow_to_answer_is_found_by_a_scans_sweep_with_its_clock():
+    """2 s per answer: missed when an open port gets only the connect timeout, found (with its clock) when it
+    gets the scan sweep's answer time."""
+    from cctv_monitor.simulator.testing import running_fleet
+    from probes.discovery import sweep_timeouts
+
+    raw = yaml.safe_load((ROOT / "config" / "fleets" / "quirks.yaml").read_text(encoding="utf-8"))
+    slow = next(c for c in raw["cameras"] if c["name"] == "quirk-slow")
+    with running_fleet({"fleet": "slow-only", "defaults": raw.get("defaults") or {}, "cameras": [slow]}) as fleet:
+        cam = fleet.cameras[0]
+        connect_s, answer_s = sweep_timeouts(5.0)
+        assert (connect_s, answer_s) == (2.0, 2.5)
+        assert asyncio.run(sweep([f"{cam.host}/32"], [cam.port], timeout_s=connect_s)) == []
+        [found] = asyncio.run(sweep([f"{cam.host}/32"], [cam.port], timeout_s=connect_s, answer_timeout_s=answer_s))
+        assert found.host == cam.host and found.clock is not None and abs(found.clock.offset_s) <= 1

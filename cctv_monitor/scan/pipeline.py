@@ -151,14 +151,15 @@ def credential_plan(session: Session, scope: ScanScope, settings: ScanSettings, 
 
 def discover(scope: ScanScope, ingestor: Ingestor, settings: ScanSettings) -> list[Target]:
     """Targets: sweep results, explicit entries and every known address in scope (to notice offline ones)."""
-    from probes.discovery import sweep
+    from probes.discovery import sweep, sweep_timeouts
 
+    connect_s, answer_s = sweep_timeouts(settings.probe_timeout_s)
     found: dict[str, Target] = {}
     latency: dict[str, float] = {}  # how long each found address took to answer the sweep
 
     async def run_sweeps() -> None:
         for ports, cidrs in scope.cidrs_by_ports.items():
-            for target in await sweep(cidrs, ports, concurrency=256, timeout_s=min(settings.probe_timeout_s, 2.0),
+            for target in await sweep(cidrs, ports, concurrency=256, timeout_s=connect_s, answer_timeout_s=answer_s,
                                       latency=latency):
                 found.setdefault(target.address, target)
 
