@@ -10,6 +10,7 @@ messages on ``ingest``.
 
 from __future__ import annotations
 
+import os
 from typing import Iterable
 
 from celery import Celery
@@ -24,6 +25,18 @@ PROBE_UNIT = "cctv.probe_unit"
 INGEST_BATCH = "cctv.ingest_batch"
 UNIT_EVENT = "cctv.unit_event"
 CLOSE_AT_DEADLINE = "cctv.close_at_deadline"
+
+
+def heartbeat_s() -> float:
+    """AMQP heartbeat interval: ``CCTV_BROKER_HEARTBEAT_S`` (default 30; 0 turns heartbeats off)."""
+    raw = os.environ.get("CCTV_BROKER_HEARTBEAT_S", "").strip()
+    try:
+        value = float(raw) if raw else 30.0
+    except ValueError:
+        raise ValueError(f"CCTV_BROKER_HEARTBEAT_S must be a number of seconds, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"CCTV_BROKER_HEARTBEAT_S must be 0 or more, got {raw!r}")
+    return value
 
 
 def make_celery(broker_url: str, *, zones: Iterable[str] = (), name: str = "cctv_monitor",
@@ -55,7 +68,8 @@ def make_celery(broker_url: str, *, zones: Iterable[str] = (), name: str = "cctv
         task_acks_on_failure_or_timeout=True,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # a zone's link may be down for hours: keep trying
-        broker_heartbeat=30,
+        # AMQP heartbeats find a dead zone link; the broker drops a connection silent for two intervals.
+        broker_heartbeat=heartbeat_s(),
         worker_send_task_events=False,
         worker_hijack_root_logger=False,
         task_create_missing_queues=True,

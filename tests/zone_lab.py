@@ -177,13 +177,14 @@ class Lab:
                                             f"UNIX-CONNECT:{self.amqp_sock}"], log=f"relay-{zone}")
             wait_for(sock.exists, 10, f"bridge of {zone}")
 
-    def zone_worker(self, zone: dict[str, Any], *, concurrency: int = 1) -> subprocess.Popen:
+    def zone_worker(self, zone: dict[str, Any], *, concurrency: int = 1,
+                    env: dict[str, str] | None = None) -> subprocess.Popen:
         """A zone worker inside the zone's namespace (broker through the zone's bridge)."""
         return self.start([CLI, "zone-worker", "--zone", zone["zone"],
                            "--key-dir", str(self.key_dir), "--concurrency", str(concurrency),
                            "--name", f"zone-{zone['zone']}@lab"], netns=zone["netns"], log=f"worker-{zone['zone']}",
                           env={"CCTV_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
-                               "CCTV_DATABASE_URL": ""})
+                               "CCTV_DATABASE_URL": "", **(env or {})})
 
     def ingest_worker(self, env: dict[str, str]) -> subprocess.Popen:
         """The ingest worker in this (central) namespace."""

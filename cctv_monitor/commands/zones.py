@@ -113,7 +113,10 @@ def register(group: AppGroup) -> None:
         except ZoneKeyError as exc:
             _fail(str(exc))
         node = name or f"zone-{'+'.join(wanted)}@{socket.gethostname()}"
-        app.worker_main(["worker", "-Q", queues, "-n", node, "--pool", "solo" if concurrency == 1 else "threads",
+        # Units run in pool threads, never on the consumer's thread (Celery's solo pool): a unit longer than two
+        # heartbeat intervals would stop the heartbeats, the broker would drop the connection and hand the
+        # unit out again, and again (celery/celery#3430).
+        app.worker_main(["worker", "-Q", queues, "-n", node, "--pool", "threads",
                          "--concurrency", str(concurrency), "--without-gossip", "--without-mingle",
                          "--loglevel", "INFO"])
 
