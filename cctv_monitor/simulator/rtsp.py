@@ -25,7 +25,7 @@ LOGGER = logging.getLogger(__name__)
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER_SCRIPT = Path(__file__).with_name("gst_rtsp_server.py")
 CLIP_SECONDS = 10  # long enough that a measurement rarely crosses the loop point
-CLIP_VERSION = 3  # part of the cache name: bump when the encoder settings change
+CLIP_VERSION = 4  # part of the cache name: bump when the encoder settings change
 
 
 def clip_dir() -> Path:
@@ -100,7 +100,8 @@ def _source(stream: StreamSpec) -> tuple[str, list[str]]:
         return f"color=c=black:s={size}:r={stream.fps}", []
     if stream.image == "covered":
         # A hand or tape over the lens: dark and nearly uniform, yet not black and not still (slow gradient).
-        return f"gradients=s={size}:r={stream.fps}:c0=0x0c0c0c:c1=0x2a2a2a:nb_colors=2:speed=0.02", []
+        # A fixed seed: the source places its gradient at random otherwise, and some placements barely moved.
+        return f"gradients=s={size}:r={stream.fps}:c0=0x0c0c0c:c1=0x2a2a2a:nb_colors=2:speed=0.02:seed=1", []
     pattern = f"testsrc2=size={size}:rate={stream.fps}"
     if stream.image == "frozen":
         return pattern, ["-vf", "trim=end_frame=1,tpad=stop_mode=clone:stop=-1"]
