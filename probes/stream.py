@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from probes.results import StreamCheck, redact_uri
+from probes.rtp_reader import read_rtp
 from probes.stream_budget import DECODER_MB, DEFAULT_DECODERS, DEFAULT_SAMPLE_S, READER_MB, stream_concurrency
 
 LOGGER = logging.getLogger(__name__)
@@ -301,9 +302,13 @@ def read_packets(open_uri: str, sample_s: float, timeout_s: float, run_s: float 
 
     Raises ``av.error.FFmpegError`` (or ``OSError``) when the stream cannot be opened or read at all.
     """
+    sample = PacketSample(run_s=run_s)
+    # H.264 / H.265 over RTSP: our own lean reader (probes/rtp_reader.py: a third of FFmpeg's reading CPU);
+    # anything it does not handle, and the frozen run, which it does not collect, is read by FFmpeg below.
+    if run_s <= 0 and read_rtp(open_uri, sample, sample_s, timeout_s):
+        return sample
     started = time.monotonic()
     deadline = started + timeout_s
-    sample = PacketSample(run_s=run_s)
     # FFmpeg's own socket timeout, not PyAV's ``timeout=``: PyAV's interrupt callback takes the GIL on
     # every poll, which cost a quarter of a check's CPU with many readers at once (measured here).
     options = {**_OPEN_OPTIONS, "timeout": str(int(timeout_s * 1_000_000))}
