@@ -34,6 +34,13 @@ __all__ = ["read_rtp", "Unsupported", "NotRtsp"]
 _MAX_REPLY = 65536  # an RTSP reply (headers + SDP) larger than this is not a camera we read here
 _RECV = 262144
 _START = b"\x00\x00\x00\x01"
+#: At the live edge each read returns a packet or two (the server sends each RTP packet as it goes), and
+#: 96 reader threads then hand the GIL around for every one of them. A read that returned less than
+#: _SMALL_READ waits _BATCH_S before the next, so the next returns a batch: 11 % less CPU per check at 32
+#: checks in flight (0.020 to 0.018 CPU-s), 7 % at 96, with the same checks per second (measured here).
+#: A check ends up to 0.1 s later; 100 ms of a 4 Mbit/s stream (50 KB) waits in the socket meanwhile.
+_BATCH_S = 0.1
+_SMALL_READ = 32768
 _CODECS = {"H264": "h264", "H265": "hevc"}
 
 
@@ -67,6 +74,7 @@ class _Conn:
         self.deadline = deadline
         self.sock = socket.create_connection((host, parts.port or 554), timeout=self._left())
         self.buf = bytearray()
+        self.last = 0  # bytes the last read returned
         self._chunk = bytearray(_RECV)
         self._view = memoryview(self._chunk)
         self.pos = 0
@@ -85,6 +93,7 @@ class _Conn:
         self.sock.settimeout(self._left())
         n = self.sock.recv_into(self._chunk)  # into one buffer: a fresh 256 KB bytes per call costs page faults
         self.buf += self._view[:n]
+        self.last = n
         return n > 0
 
     def request(self, method: str, url: str, headers: str = "") -> _Reply:
@@ -368,6 +377,9 @@ def _read_frames(conn: _Conn, channel: int, media: dict, sample: Any, sample_s: 
         if pos > _RECV:  # drop what was read (the bytearray shrinks in place)
             del buf[:pos]
             conn.pos = 0
+        if conn.last < _SMALL_READ and _BATCH_S:
+            # At the live edge a read returns one or two RTP packets: let a batch gather (see _BATCH_S).
+            time.sleep(min(_BATCH_S, max(0.0, deadline - time.monotonic())))
         try:
             if not conn.fill():
                 sample.stalled = True
