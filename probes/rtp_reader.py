@@ -4,16 +4,20 @@ Why not FFmpeg for this part: FFmpeg's RTSP demuxer reads an interleaved RTP pac
 ('$', the 3-byte header, the payload), each after a poll: about 3,400 polls and 3,400 recvs for the 800
 RTP packets of one 2-second 1080p GOP at 4 Mbit/s, then runs the H.264 parser over every byte. Reading the
 socket in 256 KB ``recv_into`` calls and splitting RTP in Python cut the reading CPU of a check from 0.015
-to 0.005 CPU-s (76 H.264 streams at once, benchmarks/stream_checks.py's fleet; measured here), about 40 % of
+to 0.008 CPU-s (76 H.264 streams at once, benchmarks/stream_checks.py's fleet; measured here), about 30 % of
 a whole check. The measurement is the same: each frame's RTP timestamp, its size (the NAL units it carries
 with their start codes, as in FFmpeg's packets), its keyframe flag from the NAL types (H.264 IDR, H.265
 IRAP, as FFmpeg's parsers flag them), and the keyframes' bytes for the decoder pool.
 
-Only the common case is handled here; anything else returns ``None`` *before any media is read*, and the
-caller (:func:`probes.stream.read_packets`) opens the stream with FFmpeg as before: a reply other than 200
-(e.g. 401 after our answer to the challenge), another codec (MJPEG, MPEG-4), RTSPS, a transport the server
-changes, H.265 with DONL fields, or a reply we cannot parse. A timeout is not a reason to retry: it is
-raised (TimeoutError), so a silent server costs one timeout, as before.
+Only the common case is handled here; for anything else :func:`read_rtp` returns False *before any media
+is read*, and the caller (:func:`probes.stream.read_packets`) opens the stream with FFmpeg as before: a
+reply other than 200 (e.g. 401 after our answer to the challenge), another codec (MJPEG, MPEG-4), RTSPS, a
+transport the server changes, H.265 with DONL fields, H.264 interleaved packetisation, or a reply we cannot
+parse. A timeout is not a reason to retry: it is raised (TimeoutError), so a silent server costs one
+timeout, as before; a server that answers something other than RTSP raises :class:`NotRtsp` (an OSError),
+which the caller explains from its own DESCRIBE. Not covered: an H.264 camera that never sends an IDR
+(intra refresh with recovery-point SEI only) reads as "no keyframe" here, where FFmpeg's parser would flag
+the recovery point as one.
 """
 
 from __future__ import annotations
