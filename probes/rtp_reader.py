@@ -138,7 +138,10 @@ class _Conn:
                 headers = {}
                 for line in lines[1:]:
                     name, _, value = line.partition(":")
-                    headers[name.strip().lower()] = value.strip()
+                    name = name.strip().lower()
+                    if name == "www-authenticate" and name in headers:  # one challenge per scheme offered
+                        value = headers[name] + "\n" + value.strip()
+                    headers[name] = value.strip()
                 length = int(headers.get("content-length", "0") or 0)
                 if length > _MAX_REPLY:
                     raise Unsupported("RTSP reply too large")
@@ -189,8 +192,11 @@ def _md5(text: str) -> str:
 
 
 def _parse_challenge(header: str) -> dict[str, str]:
-    """The first challenge of a WWW-Authenticate header: scheme and its parameters (only MD5 digest)."""
-    scheme, _, rest = header.strip().partition(" ")
+    """The challenge to answer (Digest when offered, as FFmpeg prefers it; only MD5): scheme and parameters.
+    ``header`` holds one WWW-Authenticate value per line."""
+    offers = [line.strip() for line in header.split("\n") if line.strip()] or [""]
+    chosen = next((o for o in offers if o.lower().startswith("digest")), offers[0])
+    scheme, _, rest = chosen.partition(" ")
     scheme = scheme.lower()
     if scheme not in ("basic", "digest"):
         raise Unsupported(f"authentication scheme {scheme!r}")

@@ -92,6 +92,8 @@ def test_digest_answer_matches_rfc_2617_example():
     header = conn._authorization("GET", "/dir/index.html", cnonce="0a4f113b")
     assert 'response="6629fae49393a05397450978507c4ef1"' in header
     assert 'opaque="5ccc069c403ebaf9f0171e9517f40e41"' in header
+    offered = _parse_challenge('Basic realm="cam"\nDigest realm="cam", nonce="abc"')  # two headers
+    assert (offered["scheme"], offered["nonce"]) == ("digest", "abc")
     conn.auth = _parse_challenge('Basic realm="cam"')
     assert conn._authorization("DESCRIBE", "rtsp://x/") == "Basic TXVmYXNhOkNpcmNsZSBPZiBMaWZl"
     with pytest.raises(Unsupported):
