@@ -6,6 +6,10 @@ frozen, low detail, sharpness for the blur / covered-lens rule) need pictures: o
 start and one near the end are decoded, in a small process-wide pool of decoders (:class:`DecoderPool`),
 so many cheap packet readers can run at once while at most a few full-size pictures exist at a time.
 
+H.264 and H.265 over RTSP are read by :mod:`probes.rtp_reader` (the same measurements at a third of
+FFmpeg's reading CPU: FFmpeg polls and reads three times per RTP packet); it hands anything else back
+before reading media, and that is read with PyAV as below.
+
 Why PyAV and not OpenCV's raw mode (``CAP_PROP_FORMAT=-1``): reading the packets of 2.5 s of 1080p25 H.264
 cost the same in both (0.05 CPU-s, measured here), but PyAV also gives each packet's keyframe flag and the
 codec profile, takes probe options per open (``probesize=32``/``analyzeduration=0``: the SDP already names
@@ -35,6 +39,7 @@ import cv2
 import numpy as np
 
 from probes.results import StreamCheck, redact_uri
+from probes.rtp_reader import read_rtp
 from probes.stream_budget import DECODER_MB, DEFAULT_DECODERS, DEFAULT_SAMPLE_S, READER_MB, stream_concurrency
 
 LOGGER = logging.getLogger(__name__)
@@ -61,6 +66,12 @@ LOW_DETAIL_VAR = 15.0  # variance of the Laplacian below which the image is blur
 # parameters and (H.264/H.265) the picture size, so nothing needs to be read ahead before packets flow.
 _OPEN_OPTIONS = {"rtsp_transport": "tcp", "probesize": "32", "analyzeduration": "0",
                  "allowed_media_types": "video"}
+# Options of the decoder FFmpeg opens inside the open (avformat_find_stream_info) to learn the stream's
+# parameters. Left alone, it decodes the session's first H.264 keyframe only to learn the pixel format,
+# which nothing here uses (the decoder pool decodes the keyframes it needs): 8.7 ms and about 1,000 page
+# faults (a fresh 1080p frame pool) of an open, against 3.1 ms and 32 with ``skip_frame=all`` (measured
+# here; codec name, size and profile come from the SDP and the parser all the same).
+_OPEN_STREAM_OPTIONS = {"skip_frame": "all"}
 
 _CODECS = {"h264": "H264", "hevc": "H265", "mjpeg": "JPEG", "mpeg4": "MPEG4"}
 _FOURCC = {"h264": "H264", "avc1": "H264", "x264": "H264", "hevc": "H265", "h265": "H265", "hev1": "H265",
@@ -131,7 +142,10 @@ class DecoderPool:
     Decoder contexts are kept and reused (flushed between checks): opening one per check cost about 3 ms
     of a check's 9 ms of decoding (1080p H.264, measured here), mostly allocating and zeroing its tables and
     frame pool. A reused context gets the stream's parameter sets in-band, ahead of the first keyframe
-    (RTSP extradata is Annex B: start codes, as the packets); other extradata gets a context of its own."""
+    (RTSP extradata is Annex B: start codes, as the packets); other extradata gets a context of its own.
+    Up to ``size`` idle contexts are kept per codec: with one cap over all codecs, a fleet of H.264 with
+    some H.265 and MJPEG dropped and reopened a context in 27 of 96 checks (benchmarks/stream_checks.py),
+    with a cap per codec in about 3 (the first of each codec and decode slot)."""
 
     def __init__(self, size: int | None = None) -> None:
         self.size = max(1, size or DEFAULT_DECODERS)
@@ -155,8 +169,9 @@ class DecoderPool:
             out = _decode(ctx, packets, thumbnail)  # raises only on a broken context: then it is dropped
             ctx.flush_buffers()
             with self._lock:
-                if sum(len(v) for v in self._idle.values()) < self.size:
-                    self._idle.setdefault(codec, []).append(ctx)
+                idle = self._idle.setdefault(codec, [])
+                if len(idle) < self.size:
+                    idle.append(ctx)
             return out
 
 
@@ -291,13 +306,20 @@ def read_packets(open_uri: str, sample_s: float, timeout_s: float, run_s: float 
 
     Raises ``av.error.FFmpegError`` (or ``OSError``) when the stream cannot be opened or read at all.
     """
+    sample = PacketSample(run_s=run_s)
+    # H.264 / H.265 over RTSP: our own lean reader (probes/rtp_reader.py: a third of FFmpeg's reading CPU);
+    # anything it does not handle, and the frozen run, which it does not collect, is read by FFmpeg below.
+    if run_s <= 0 and read_rtp(open_uri, sample, sample_s, timeout_s):
+        return sample
     started = time.monotonic()
     deadline = started + timeout_s
-    sample = PacketSample(run_s=run_s)
     # FFmpeg's own socket timeout, not PyAV's ``timeout=``: PyAV's interrupt callback takes the GIL on
     # every poll, which cost a quarter of a check's CPU with many readers at once (measured here).
     options = {**_OPEN_OPTIONS, "timeout": str(int(timeout_s * 1_000_000))}
-    container = av.open(open_uri, options=options)
+    try:
+        container = av.open(open_uri, options=options, stream_options=[_OPEN_STREAM_OPTIONS])
+    except ValueError as exc:  # PyAV: per-stream options, but the SDP described no (video) stream
+        raise av.error.InvalidDataError(1094995529, f"the stream has no video track ({exc})") from None
     try:
         if not container.streams.video:
             raise av.error.InvalidDataError(1094995529, "the stream has no video track")

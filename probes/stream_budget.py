@@ -1,7 +1,9 @@
 """Stream-check sizing without importing PyAV or OpenCV (the scan process only plans; a child checks).
 
 The memory figures are measured with benchmarks/stream_checks.py (1080p, 4 Mbit/s, 96 checks in flight):
-peak RSS grew from 285 MB at 32 checks in flight to 305 MB at 96, about 0.3 MB per packet reader.
+peak RSS grew from 285 MB at 32 checks in flight to 305 MB at 96, about 0.3 MB per packet reader, with
+FFmpeg reading; with probes/rtp_reader.py (256 KB socket reads, a buffer of up to about 0.5 MB) from
+236-250 MB to 266-270 MB, about 0.3-0.5 MB per reader, at a lower total.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ __all__ = ["DEFAULT_SAMPLE_S", "READER_MB", "DECODER_MB", "CHECKER_BASE_MB", "DE
 
 #: Stream time read per check when no second keyframe ends the sample earlier (a setting in the app).
 DEFAULT_SAMPLE_S = 2.5
-#: Memory of one packet reader in flight (FFmpeg RTSP session, packet list, two keyframe payloads): 0.3 MB
-#: measured at 1080p 4 Mbit/s; 1 MB leaves room for 4K keyframes and higher bitrates.
+#: Memory of one packet reader in flight (RTSP session and read buffer, packet list, two keyframe payloads):
+#: 0.3-0.5 MB measured at 1080p 4 Mbit/s; 1 MB leaves room for 4K keyframes and higher bitrates.
 READER_MB = 1.0
 #: Memory of one decoder at work (decoder context and frame pool for a 4K keyframe, check copies).
 DECODER_MB = 40.0
