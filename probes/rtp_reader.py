@@ -11,11 +11,12 @@ IRAP, as FFmpeg's parsers flag them), and the keyframes' bytes for the decoder p
 
 Only the common case is handled here; for anything else :func:`read_rtp` returns False *before any media
 is read*, and the caller (:func:`probes.stream.read_packets`) opens the stream with FFmpeg as before: a
-reply other than 200 (e.g. 401 after our answer to the challenge), another codec (MJPEG, MPEG-4), RTSPS, a
+reply other than 200, another codec (MJPEG, MPEG-4), RTSPS, a
 transport the server changes, H.265 with DONL fields, H.264 interleaved packetisation, or a reply we cannot
 parse. A timeout is not a reason to retry: it is raised (TimeoutError), so a silent server costs one
-timeout, as before; a server that answers something other than RTSP raises :class:`NotRtsp` (an OSError),
-which the caller explains from its own DESCRIBE. Not covered: an H.264 camera that never sends an IDR
+timeout, as before; a server that answers something other than RTSP raises :class:`NotRtsp`, one that refuses
+our answer to its challenge :class:`LoginRefused` (OSErrors both), which the caller explains from its own
+DESCRIBE without credentials. Not covered: an H.264 camera that never sends an IDR
 (intra refresh with recovery-point SEI only) reads as "no keyframe" here, where FFmpeg's parser would flag
 the recovery point as one.
 """
@@ -33,7 +34,7 @@ from fractions import Fraction
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-__all__ = ["read_rtp", "Unsupported", "NotRtsp"]
+__all__ = ["read_rtp", "Unsupported", "NotRtsp", "LoginRefused"]
 
 _MAX_REPLY = 65536  # an RTSP reply (headers + SDP) larger than this is not a camera we read here
 _RECV = 262144
@@ -46,6 +47,9 @@ _START = b"\x00\x00\x00\x01"
 _BATCH_S = 0.1
 _SMALL_READ = 32768
 _CODECS = {"H264": "h264", "H265": "hevc"}
+#: A frame's bytes kept at most (a 4K H.265 keyframe is well under 2 MB): a server that sends one frame
+#: without end (one timestamp, no marker) stops the read instead of filling memory.
+_MAX_FRAME = 8 * 1024 * 1024
 
 
 class Unsupported(Exception):
@@ -54,6 +58,11 @@ class Unsupported(Exception):
 
 class NotRtsp(OSError):
     """The server answered something that is not RTSP: the caller explains it (no second try with FFmpeg)."""
+
+
+class LoginRefused(OSError):
+    """The server refused our answer to its challenge: the caller explains it. No second try with FFmpeg,
+    which would be a second failed login on the camera (lock-outs count them, PITFALLS.md)."""
 
 
 @dataclass
@@ -274,6 +283,8 @@ def read_rtp(open_uri: str, sample: Any, sample_s: float, timeout_s: float) -> b
     try:
         try:
             reply = conn.request("DESCRIBE", conn.url, "Accept: application/sdp\r\n")
+            if reply.status == 401 and conn.auth is not None:
+                raise LoginRefused("the RTSP server refused the credentials")
             if reply.status != 200:
                 return False
             media = _video_media(reply.body.decode("utf-8", "replace"))
@@ -339,7 +350,11 @@ def _read_frames(conn: _Conn, channel: int, media: dict, sample: Any, sample_s: 
                         return
                     break
                 length = re.search(rb"(?i)content-length:\s*(\d+)", bytes(buf[pos:end]))
-                nxt = end + 4 + (int(length.group(1)) if length else 0)
+                body = int(length.group(1)) if length else 0
+                if body > _MAX_REPLY or end - pos > _MAX_REPLY:  # a message no server sends: stop reading
+                    conn.pos, sample.stalled = pos, True
+                    return
+                nxt = end + 4 + body
                 if nxt > len(buf):
                     break
                 pos = nxt
@@ -369,8 +384,14 @@ def _read_frames(conn: _Conn, channel: int, media: dict, sample: Any, sample_s: 
                 if last_ts is not None:
                     unwrapped += (stamp - last_ts + 0x80000000) % 0x100000000 - 0x80000000
                 ts = last_ts = stamp
-            added, kinds = _depacketize(buf, head, end, h265, None if skip else chunks)
+            try:
+                added, kinds = _depacketize(buf, head, end, h265, None if skip else chunks)
+            except IndexError:  # a payload shorter than its own headers say: not a frame of ours
+                continue
             size += added
+            if size > _MAX_FRAME:  # one frame without end: the stream is broken here
+                conn.pos, sample.stalled = pos, True
+                return
             vcl = vcl or bool(kinds)
             if kinds & _KEY:
                 key = True

@@ -222,11 +222,111 @@ def test_reader_answers_a_digest_challenge_and_measures_the_stream(proxied_camer
 
 
 @pytest.mark.rtsp
-def test_reader_hands_a_refused_login_to_ffmpeg_and_the_error_names_the_credentials(proxied_camera):
+def test_a_refused_login_is_one_attempt_and_the_error_names_the_credentials(proxied_camera):
     proxy, url = proxied_camera
     proxy.agents.clear()
     check = check_stream(url, username=USER, password="wrong", profile_token="P1", sample_s=2.5, timeout_s=3,
                          thumbnail=False)
     assert not check.ok and "rejected the credentials" in check.error, check.error
     assert "wrong" not in check.error
-    assert any(a.startswith("Lavf") for a in proxy.agents)  # FFmpeg tried too, as before this reader
+    # Not tried again by FFmpeg: a second failed login would count towards the camera's lock-out.
+    assert proxy.agents and set(proxy.agents) == {"cctv-monitor-probe"}, proxy.agents
+
+
+# -- hostile servers: a read ends, and its memory stays bounded -------------------------------------------
+
+SDP = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
+       "a=fmtp:96 packetization-mode=1\r\na=control:track1\r\n")
+
+
+class HostileServer:
+    """An RTSP server that answers DESCRIBE, SETUP and PLAY, then sends ``media()`` (bytes) for ever."""
+
+    def __init__(self, media) -> None:  # noqa: ANN001
+        self.media = media
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.14.212", 0))
+        self.sock.listen(4)
+        self.url = f"rtsp://127.0.14.212:{self.sock.getsockname()[1]}/live"
+        self.sent = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        try:
+            client, _ = self.sock.accept()
+        except OSError:
+            return
+        with client:
+            buf = bytearray()
+            try:
+                for _ in range(3):
+                    request = DigestProxy._message(client, buf)
+                    if request is None:
+                        return
+                    cseq = re.search(rb"(?i)cseq:\s*(\d+)", request).group(1).decode()
+                    head = f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n"
+                    if request.startswith(b"DESCRIBE"):
+                        client.sendall(f"{head}Content-Type: application/sdp\r\nContent-Length: {len(SDP)}\r\n\r\n"
+                                       f"{SDP}".encode())
+                    elif request.startswith(b"SETUP"):
+                        client.sendall(f"{head}Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n"
+                                       "Session: 42\r\n\r\n".encode())
+                    else:
+                        client.sendall(f"{head}Session: 42\r\n\r\n".encode())
+                while True:
+                    chunk = self.media()
+                    client.sendall(chunk)
+                    self.sent += len(chunk)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _rtp(seq: int, stamp: int, payload: bytes, marker: bool = False) -> bytes:
+    header = bytes([0x80, (0x80 if marker else 0) | 96]) + seq.to_bytes(2, "big") + stamp.to_bytes(4, "big") + \
+        b"\x00\x00\x00\x01"
+    packet = header + payload
+    return b"$\x00" + len(packet).to_bytes(2, "big") + packet
+
+
+def test_a_frame_without_end_stops_the_read_at_the_frame_cap():
+    """One IDR frame of FU-A fragments for ever (one timestamp, no marker): the read stops once the frame
+    passes the cap instead of keeping every byte until the timeout."""
+    from probes.rtp_reader import _MAX_FRAME, read_rtp
+    from probes.stream import PacketSample
+
+    seq = iter(range(10**9))
+    fragment = bytes([0x7C, 0x05]) + b"\x11" * 1400  # FU-A of an IDR slice (type 5), middle fragment
+    server = HostileServer(lambda: b"".join(_rtp(next(seq) & 0xFFFF, 1000, fragment) for _ in range(64)))
+    try:
+        sample = PacketSample()
+        assert read_rtp(server.url, sample, 2.5, 20.0) is True
+        assert sample.stalled and not sample.pts  # no frame finished
+        assert _MAX_FRAME < server.sent < 4 * _MAX_FRAME  # stopped soon after the cap, not at the timeout
+    finally:
+        server.close()
+
+
+def test_a_huge_rtsp_message_inside_the_stream_stops_the_read():
+    """A message announcing a 1 TB body between the RTP packets: the read stops at once."""
+    from probes.rtp_reader import read_rtp
+    from probes.stream import PacketSample
+
+    sent = []
+
+    def media() -> bytes:
+        if not sent:
+            sent.append(1)
+            return b"ANNOUNCE rtsp://x/ RTSP/1.0\r\nCSeq: 9\r\nContent-Length: 1000000000000\r\n\r\n"
+        return b"\x00" * 65536
+
+    server = HostileServer(media)
+    try:
+        sample = PacketSample()
+        assert read_rtp(server.url, sample, 2.5, 20.0) is True
+        assert sample.stalled and not sample.pts
+        assert server.sent < 16 * 1024 * 1024
+    finally:
+        server.close()
