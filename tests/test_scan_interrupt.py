@@ -195,6 +195,13 @@ def _run_count(session) -> int:
         session.rollback()
 
 
+def _last_run_state(session) -> str | None:
+    try:
+        return session.scalar(select(ScanRun.state).order_by(ScanRun.id.desc()).limit(1))
+    finally:
+        session.rollback()
+
+
 def test_sigkill_at_twenty_random_moments_never_corrupts_and_the_next_scan_succeeds(app, session, site):
     """kill -9 of a scan process at 20 random moments (sweep, probing, recording, finishing; a few in its
     start-up): after each the database passes its integrity check and holds no half-recorded camera; the
@@ -208,20 +215,26 @@ def test_sigkill_at_twenty_random_moments_never_corrupts_and_the_next_scan_succe
     cameras = 6
     with running_fleet(slow_fleet(cameras, delay_s=0.05)) as fleet:
         port = fleet.cameras[0].port
-        # one whole scan process first: when its run row appears (start-up done) and when it exits
+        # one whole scan process first: when its run row appears (start-up done), when the run is closed and
+        # when the process exits
         started = time.monotonic()
-        row_at = None
+        row_at = closed_at = None
         with scan_process(app, port) as proc:
             while proc.poll() is None:
                 if row_at is None and _run_count(session):
                     row_at = time.monotonic() - started
+                if row_at is not None and closed_at is None and _last_run_state(session) not in ("running", "pending"):
+                    closed_at = time.monotonic() - started
                 time.sleep(0.05)
             _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         lifetime = time.monotonic() - started
         row_at = row_at if row_at is not None else lifetime / 2
-        # most moments after start-up, where the database is written; a few before the run row exists
-        moments = [round(rng.uniform(row_at * 0.8, lifetime), 2) for _ in range(KILLS)]
+        closed_at = closed_at if closed_at is not None else lifetime
+        # most moments while the run is live (sweep, probing, recording), where the database is written; a few
+        # before the run row exists and a few while the process ends (on a loaded machine that tail is long)
+        moments = [round(rng.uniform(row_at * 0.8, closed_at) if i % 5 else rng.uniform(row_at * 0.8, lifetime), 2)
+                   for i in range(KILLS)]
         killed_mid_run: list[int] = []
         for moment in moments:
             before = _run_count(session)
