@@ -29,14 +29,9 @@ from cctv_monitor.models import Device, Observation, ScanRun, ScanUnit, Site
 from cctv_monitor.accounts import save_user
 from tests.dashboard_helpers import login
 from tests.scan_helpers import add_project
-from tests.zone_lab import Lab, lab, purge_queues, rabbit_reachable, wait_for
+from tests.zone_lab import Lab, lab, namespace_marks, purge_queues, wait_for
 
-pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.postgres]
-if os.geteuid() != 0:
-    pytestmark.append(pytest.mark.skip(reason="needs root to create network namespaces (ip netns)"))
-elif not (os.environ.get("CCTV_TEST_AMQP_UNIX") or rabbit_reachable()):
-    pytestmark.append(pytest.mark.skip(reason="RabbitMQ on 127.0.0.1:5672 is not reachable here and "
-                                              "CCTV_TEST_AMQP_UNIX names no bridge to it"))
+pytestmark = namespace_marks()
 
 CAMERAS = 4
 DELAY_MS = 120  # each request of a probe waits this long: a unit is in flight long enough to be interrupted

@@ -7,7 +7,6 @@ again (celery/celery#3430). Here the heartbeat is 2 s and a unit takes about 10 
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -15,14 +14,9 @@ from sqlalchemy import select
 
 from cctv_monitor.models import Observation, ScanRun, ScanUnit, Site
 from tests.scan_helpers import add_project
-from tests.zone_lab import lab, purge_queues, rabbit_reachable
+from tests.zone_lab import lab, namespace_marks, purge_queues
 
-pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.postgres]
-if os.geteuid() != 0:
-    pytestmark.append(pytest.mark.skip(reason="needs root to create network namespaces (ip netns)"))
-elif not (os.environ.get("CCTV_TEST_AMQP_UNIX") or rabbit_reachable()):
-    pytestmark.append(pytest.mark.skip(reason="RabbitMQ on 127.0.0.1:5672 is not reachable here and "
-                                              "CCTV_TEST_AMQP_UNIX names no bridge to it"))
+pytestmark = namespace_marks()
 
 HEARTBEAT_S = 2
 DELAY_MS = 1500  # per request: a probe of six requests takes about 9 s, over four heartbeat intervals

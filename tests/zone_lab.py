@@ -40,6 +40,19 @@ def rabbit_reachable() -> bool:
         return False
 
 
+def namespace_marks() -> list[Any]:
+    """The marks of a module whose zones live in network namespaces: root and RabbitMQ, or a skip saying why."""
+    import pytest
+
+    marks: list[Any] = [pytest.mark.root, pytest.mark.slow, pytest.mark.postgres]
+    if os.geteuid() != 0:
+        marks.append(pytest.mark.skip(reason="needs root to create network namespaces (ip netns)"))
+    elif not (os.environ.get("CCTV_TEST_AMQP_UNIX") or rabbit_reachable()):
+        marks.append(pytest.mark.skip(reason="RabbitMQ on 127.0.0.1:5672 is not reachable here and "
+                                             "CCTV_TEST_AMQP_UNIX names no bridge to it"))
+    return marks
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as sock:
