@@ -118,6 +118,18 @@ def _wait(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
     raise SystemExit(f"timed out waiting for {what}")
 
 
+def _fleet_ready(log: Path, launcher: subprocess.Popen, timeout: float, what: str) -> None:
+    """Wait for a fleet's "ready" line; a launcher that ended first (e.g. its addresses are taken by another
+    run on this machine) ends the benchmark with its own message instead of a wait to the timeout."""
+    def ready() -> bool:
+        if log.exists() and b'"ready"' in log.read_bytes():
+            return True
+        if launcher.poll() is not None:
+            raise SystemExit(f"{what} ended before it was ready: {log.read_text(errors='replace')[-500:].strip()}")
+        return False
+    _wait(ready, timeout, what)
+
+
 def _workers_up(broker: str, zones: list[str], count: int) -> None:
     """Wait until ``count`` zone workers answer ``inspect ping`` for every one of ``zones``."""
     from cctv_monitor.zone_status import zone_workers
@@ -178,17 +190,17 @@ def main() -> int:
             time.sleep(0.5)
         keys = folder / "keys"
         ranges, cameras = [], set()
+        launchers: dict[str, subprocess.Popen] = {}
         for number, (zone, base) in enumerate(zip(zones, BASES), 1):
             create_zone_key(keys, zone)
             fleet = _zone_fleet(args.cameras, base, number, delay_ms=args.delay_ms, name=zone)
             (folder / f"{zone}.yaml").write_text(yaml.safe_dump(fleet))
-            procs.start([sys.executable, "-m", "cctv_monitor.simulator.launcher", "--fleet", str(folder / f"{zone}.yaml"),
-                         "--json", "--no-streams"], f"fleet-{zone}")
+            launchers[zone] = procs.start([sys.executable, "-m", "cctv_monitor.simulator.launcher", "--fleet",
+                                           str(folder / f"{zone}.yaml"), "--json", "--no-streams"], f"fleet-{zone}")
             cameras |= {f"{c['host']}:8000" for c in fleet["cameras"]}
             ranges.append(_ranges(fleet, base))
         for zone in zones:
-            log = folder / f"fleet-{zone}.log"
-            _wait(lambda log=log: log.exists() and b'"ready"' in log.read_bytes(), 300, f"fleet {zone}")
+            _fleet_ready(folder / f"fleet-{zone}.log", launchers[zone], 300, f"fleet {zone}")
 
         from sqlalchemy import func, select
 
@@ -336,10 +348,9 @@ def _ingest_only(args: argparse.Namespace) -> int:
         fleets = [_zone_fleet(args.cameras, base, i, name=zone) for i, (zone, base) in enumerate(zip(zones, BASES), 1)]
         sample = _zone_fleet(min(32, args.cameras), BASES[0], 1, name="sample")
         (folder / "sample.yaml").write_text(yaml.safe_dump(sample))
-        procs.start([sys.executable, "-m", "cctv_monitor.simulator.launcher", "--fleet", str(folder / "sample.yaml"),
-                     "--json", "--no-streams"], "fleet-sample")
-        log = folder / "fleet-sample.log"
-        _wait(lambda: log.exists() and b'"ready"' in log.read_bytes(), 120, "the sample fleet")
+        launcher = procs.start([sys.executable, "-m", "cctv_monitor.simulator.launcher", "--fleet",
+                                str(folder / "sample.yaml"), "--json", "--no-streams"], "fleet-sample")
+        _fleet_ready(folder / "fleet-sample.log", launcher, 120, "the sample fleet")
         credentials = CredentialList([Credential("admin", "Demo#2567", "bench", "site")])
         probed = {o.address: o for o in probe_many_sync([Target(c["host"], 8000) for c in sample["cameras"]],
                                                         lambda _target: credentials)}
