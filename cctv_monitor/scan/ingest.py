@@ -18,11 +18,12 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import func, insert, literal, select, text, union_all
+from sqlalchemy import func, literal, select, text, union_all
 from sqlalchemy.orm import Session
 
 from cctv_monitor.compliance.engine import SILENT
 from cctv_monitor.models import Device, Finding, ObservationReceipt, Project, RegisterEntry, ScanRun, Site, utcnow
+from cctv_monitor.scan.ids import write_rows
 from cctv_monitor.scan.recorder import Recorded, Recorder
 from cctv_monitor.scan.runs import RunRef, SessionFactory, live_run
 from cctv_monitor.scan.scope import ScanScope
@@ -95,7 +96,7 @@ class Ingestor:
         """Write what a batch (``autocommit=False``) built: the recorder's rows, then the receipts."""
         self.recorder.write()
         if self.receipts:
-            self.session.connection().execute(insert(ObservationReceipt.__table__), self.receipts)
+            write_rows(self.session.connection(), ObservationReceipt.__table__, self.receipts)
             self.receipts = []
 
     def received(self, ids: Iterable[str]) -> set[str]:

@@ -15,7 +15,7 @@ from datetime import datetime
 from types import MappingProxyType, SimpleNamespace
 from typing import Any, Sequence
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
@@ -47,7 +47,7 @@ from cctv_monitor.scan.alerts import alert_kinds
 from cctv_monitor.scan.errors import ScanError
 from cctv_monitor.scan.findings import clip, scrub, sync_findings
 from cctv_monitor.scan.identity import IdentityIndex, identityless
-from cctv_monitor.scan.ids import allocator_for
+from cctv_monitor.scan.ids import allocator_for, update_rows, write_rows
 from cctv_monitor.recorders import is_recorder
 from cctv_monitor.scan.scope import ScanScope, site_networks
 from probes.results import Observation as ObsData
@@ -227,21 +227,18 @@ class Recorder:
         rows (SQLAlchemy Core) rather than through the unit of work; they need their devices first, and
         findings, changes and alerts need them. The caller keeps autoflush off while the batch is built.
         """
+        connection = self.session.connection()
         if self.pending:
             new = [obj for obj in self.session.new if isinstance(obj, Device)]
             if new:
                 self.session.flush(new)
-            self.session.connection().execute(insert(Observation.__table__), self.pending)
+            write_rows(connection, Observation.__table__, self.pending)
             self.pending = []
         now = utcnow()
         for model, rows in self.touched.items():
             if rows:
-                table = model.__table__
-                statement = update(table).where(table.c.id == bindparam("k_id")).values(
-                    updated=bindparam("k_updated"), **{c: bindparam(f"k_{c}") for c in _HOT[model]})
-                self.session.connection().execute(statement, [
-                    {"k_id": key, "k_updated": now, **{f"k_{c}": getattr(obj, c) for c in _HOT[model]}}
-                    for key, obj in rows.items()])
+                update_rows(connection, model.__table__, ("updated", *_HOT[model]),
+                            [(key, now, *(getattr(obj, c) for c in _HOT[model])) for key, obj in rows.items()])
                 for obj in rows.values():
                     set_committed_value(obj, "updated", now)
                 rows.clear()
