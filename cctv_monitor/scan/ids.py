@@ -20,7 +20,11 @@ from typing import Any, Sequence
 from sqlalchemy import Connection, Table, bindparam, insert, text, update
 from sqlalchemy.orm import Session
 
-__all__ = ["IdAllocator", "allocator_for", "update_rows", "write_rows"]
+__all__ = ["IdAllocator", "JSONText", "allocator_for", "update_rows", "write_rows"]
+
+
+class JSONText(str):
+    """A JSON column's value already serialised: :func:`write_rows` writes it as it is (PostgreSQL only)."""
 
 
 class IdAllocator:
@@ -70,7 +74,8 @@ def write_rows(connection: Connection, table: Table, rows: Sequence[dict[str, An
             f"COPY {connection.dialect.identifier_preparer.format_table(table)} ({names}) FROM STDIN") as copy:
         for row in rows:
             values = [row[c] for c in given] + extra
-            copy.write_row([v if p is None or v is None else p(v) for p, v in zip(processors, values)])
+            copy.write_row([v if p is None or v is None or isinstance(v, JSONText) else p(v)
+                            for p, v in zip(processors, values)])
 
 
 def _default(column: Any) -> Any:
