@@ -159,7 +159,9 @@ class IngestCache:
     On PostgreSQL the stamp is the ``inventory_version`` row, bumped once by every transaction that writes
     the indexed tables (statement triggers, migration 0015s): the batch bumps it first, which waits for any
     writer still in a transaction, and reuses the indexes only when it went up by exactly one since its
-    last batch (one statement, whatever the inventory's size). Elsewhere (SQLite, one writer) the stamp is
+    last batch (one statement, whatever the inventory's size; any statement on those tables counts, even
+    one that changes no row, so writers between batches look before they write). Elsewhere (SQLite, one
+    writer) the stamp is
     row counts, highest ids and latest changes, read after the batch's writes. Any difference, a failed
     batch, or an age over ``max_age_s`` loads them afresh. Not thread-safe: one per process, used by one
     thread (the ingest worker's solo pool).
