@@ -161,10 +161,9 @@ class IngestCache:
     writer still in a transaction, and reuses the indexes only when it went up by exactly one since its
     last batch (one statement, whatever the inventory's size; any statement on those tables counts, even
     one that changes no row, so writers between batches look before they write). Elsewhere (SQLite, one
-    writer) the stamp is
-    row counts, highest ids and latest changes, read after the batch's writes. Any difference, a failed
-    batch, or an age over ``max_age_s`` loads them afresh. Not thread-safe: one per process, used by one
-    thread (the ingest worker's solo pool).
+    writer) the stamp is row counts, highest ids and latest changes, read after the batch's writes. Any
+    difference, a failed batch, or an age over ``max_age_s`` loads them afresh. Not thread-safe: one per
+    process, used by one thread (the ingest worker's solo pool).
     """
 
     def __init__(self, *, max_runs: int = 4, max_age_s: float = 60.0) -> None:
