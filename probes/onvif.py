@@ -47,12 +47,9 @@ from probes.onvif_values import (
     scope_fields,
     _uri_of,
     _xml_text,
-    nic_addresses,
-    ntp_information,
-    scope_items,
 )
 from probes.results import DeviceIdentity, MediaProfile, Observation, ProbeStatus, utc_now_iso
-from probes.soap import CameraSession, HostLimiter, ZeepTransport, child, envelope, excerpt, is_auth_fault, local, text
+from probes.soap import CameraSession, HostLimiter, ZeepTransport, child, envelope, excerpt, is_auth_fault, local
 from probes.soap import soap_fault, wsse_header
 from probes.targets import Credential, Target
 from probes.targets import on_probed_host as _on_probed_host
@@ -368,7 +365,9 @@ class _Prober:
                 self.state.services[name] = self._fix_xaddr(xaddr, name)
 
     async def _network(self) -> None:
-        for raw in nic_addresses(await self._device("GetNetworkInterfaces")):
+        interfaces = await self._zcall("devicemgmt", "GetNetworkInterfaces")
+        for nic in interfaces or []:
+            raw = _s(getattr(nic, "Info", None), "HwAddress")
             if not raw:
                 continue
             mac = normalise_mac(raw)
@@ -381,16 +380,23 @@ class _Prober:
                 self.state.macs.append(mac)
 
     async def _scopes(self) -> None:
-        self.state.scopes.extend(scope_items(await self._device("GetScopes")))
+        scopes = await self._zcall("devicemgmt", "GetScopes")
+        for scope in scopes or []:
+            item = _s(scope, "ScopeItem")
+            if item:
+                self.state.scopes.append(item)
 
     async def _ntp(self) -> None:
-        self.state.ntp_from_dhcp, servers = ntp_information(await self._device("GetNTP"))
-        for value in servers:
-            if value not in self.state.ntp_servers:
+        info = await self._zcall("devicemgmt", "GetNTP")
+        self.state.ntp_from_dhcp = getattr(info, "FromDHCP", None)
+        for entry in list(getattr(info, "NTPManual", None) or []) + list(getattr(info, "NTPFromDHCP", None) or []):
+            value = _s(entry, "DNSname") or _s(entry, "IPv4Address") or _s(entry, "IPv6Address")
+            if value and value not in self.state.ntp_servers:
                 self.state.ntp_servers.append(value)
 
     async def _hostname(self) -> None:
-        self.state.device["hostname"] = text(_find(await self._device("GetHostname"), "HostnameInformation"), "Name")
+        info = await self._zcall("devicemgmt", "GetHostname")
+        self.state.device["hostname"] = _s(info, "Name")
 
     async def _media(self) -> None:
         if "media2" in self.state.services:
@@ -510,23 +516,17 @@ class _Prober:
             raise MalformedReply(f"{operation}: reply does not match the ONVIF schema ({type(exc).__name__}: "
                                  f"{str(exc)[:200]})", excerpt=excerpt(getattr(exc, "content", None))) from exc
 
-    async def _raw(self, url: str, operation: str, body: str, ns: tuple[str, str] = ("tr2", MEDIA2_NS)) -> Any:
-        """A hand-built call (Media2, or ``ns`` ``("tds", DEVICE_NS)``) signed with the camera's clock; returns
-        the reply root. zeep's typed parsing cost more CPU than the rest of the probe for such small replies."""
-        def signed() -> bytes:  # made when the request goes out: see CameraSession.post
-            header = ""
-            if self._credential is not None:
-                header = wsse_header(self._credential.username, self._credential.password, self.offset)
-            return envelope(body, header, dict([ns]))
-
-        reply = await self.session.post(url, signed, action=f"{ns[1]}/{operation}")
+    async def _raw(self, url: str, operation: str, body: str) -> Any:
+        """A hand-built Media2 call signed with the camera's clock; returns the reply root."""
+        header = ""
+        if self._credential is not None:
+            header = wsse_header(self._credential.username, self._credential.password, self.offset)
+        reply = await self.session.post(url, envelope(body, header, {"tr2": MEDIA2_NS}),
+                                        action=f"{MEDIA2_NS}/{operation}")
         fault = soap_fault(reply.xml.root)
         if fault is not None:
-            raise _fault_error(f"Media2 {operation}" if ns[1] == MEDIA2_NS else operation, *fault)
+            raise _fault_error(f"Media2 {operation}", *fault)
         return reply.xml.root
-
-    async def _device(self, operation: str) -> Any:
-        return await self._raw(self.device_url, operation, f"<tds:{operation}/>", ("tds", DEVICE_NS))
 
     async def _optional(self, operation: str, func: Callable[[], Awaitable[None]]) -> None:
         """Run an optional call; device-side failures become warnings, dead devices stay fatal."""
