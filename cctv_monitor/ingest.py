@@ -77,10 +77,14 @@ class Ingest:
             except RunClosedError:
                 return 0
             with self.factory() as session:
-                # A device reached again is no longer stale from an earlier run's offline zone.
-                session.execute(update(Device).where(Device.not_reached_run_id.is_not(None))
-                                .where(Device.address.in_([o.get("address") for o in observations]))
-                                .values(not_reached_run_id=None))
+                # A device reached again is no longer stale from an earlier run's offline zone. Looked up first:
+                # an UPDATE, even of no row, counts as a write to the inventory, and the next batch would load
+                # the recorder's indexes afresh (cctv_monitor.scan.ingest.IngestCache).
+                stale = list(session.scalars(select(Device.id).where(
+                    Device.not_reached_run_id.is_not(None),
+                    Device.address.in_([o.get("address") for o in observations]))))
+                if stale:
+                    session.execute(update(Device).where(Device.id.in_(stale)).values(not_reached_run_id=None))
                 # Broken observations get no receipt: said on the unit, so a lost camera is never silent.
                 problem = {"error": f"{result.failed} observation(s) could not be recorded (see the ingest "
                                     "worker's log)"} if result.failed else {}

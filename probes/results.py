@@ -308,19 +308,33 @@ def _tuples(values: dict[str, Any]) -> dict[str, Any]:
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 _LEAVES = (str, int, float, bytes, type(None))  # bool is an int; str enums (ProbeStatus) stay as they are
+#: The exact types of most leaves: a set lookup settles them without a call (to_dict runs for every
+#: observation, in the zone worker and again in the ingest; most of an observation's nodes are leaves).
+_LEAF_TYPES = frozenset({str, int, float, bool, bytes, type(None)})
 
 
 def _plain(value: Any) -> Any:
     """``dataclasses.asdict`` without its deep copies (the leaves here are immutable): dicts, lists, leaves."""
-    if isinstance(value, _LEAVES):
+    kind = type(value)
+    if kind in _LEAF_TYPES:
         return value
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    names = _FIELD_NAMES.get(type(value))
+    if kind is tuple or kind is list:
+        return [v if type(v) in _LEAF_TYPES else _plain(v) for v in value]
+    if kind is dict:
+        return {k: v if type(v) in _LEAF_TYPES else _plain(v) for k, v in value.items()}
+    names = _FIELD_NAMES.get(kind)
     if names is None:
+        if isinstance(value, _LEAVES):
+            return value
+        if isinstance(value, (list, tuple)):
+            return [_plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: _plain(v) for k, v in value.items()}
         if not is_dataclass(value) or isinstance(value, type):
             return value
-        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in fields(value))
-    return {name: _plain(getattr(value, name)) for name in names}
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(value))
+    out = {}
+    for name in names:
+        item = getattr(value, name)
+        out[name] = item if type(item) in _LEAF_TYPES else _plain(item)
+    return out

@@ -18,11 +18,12 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import func, insert, literal, select, union_all
+from sqlalchemy import func, literal, select, text, union_all
 from sqlalchemy.orm import Session
 
 from cctv_monitor.compliance.engine import SILENT
 from cctv_monitor.models import Device, Finding, ObservationReceipt, Project, RegisterEntry, ScanRun, Site, utcnow
+from cctv_monitor.scan.ids import write_rows
 from cctv_monitor.scan.recorder import Recorded, Recorder
 from cctv_monitor.scan.runs import RunRef, SessionFactory, live_run
 from cctv_monitor.scan.scope import ScanScope
@@ -95,7 +96,7 @@ class Ingestor:
         """Write what a batch (``autocommit=False``) built: the recorder's rows, then the receipts."""
         self.recorder.write()
         if self.receipts:
-            self.session.connection().execute(insert(ObservationReceipt.__table__), self.receipts)
+            write_rows(self.session.connection(), ObservationReceipt.__table__, self.receipts)
             self.receipts = []
 
     def received(self, ids: Iterable[str]) -> set[str]:
@@ -154,10 +155,15 @@ class IngestCache:
     Loading the indexes (every device, the register, sites, active findings) costs far more than
     recording a batch of 64 cameras, so the ingest worker keeps them, in a session of their own, from one
     batch of a run to the next. They are used again only while nobody else changed the inventory: each
-    batch first locks the run's row (so two processes feeding one run take turns) and compares a stamp of
-    the inventory tables (row counts, highest ids, latest changes) with the one this process read in its
-    last batch's transaction after writing it; any difference, a failed batch, or an age over
-    ``max_age_s`` loads them afresh. Not thread-safe: one per process, used by one thread (the ingest worker's solo pool).
+    batch first locks the run's row (so two processes feeding one run take turns), then checks the stamp.
+    On PostgreSQL the stamp is the ``inventory_version`` row, bumped once by every transaction that writes
+    the indexed tables (statement triggers, migration 0015s): the batch bumps it first, which waits for any
+    writer still in a transaction, and reuses the indexes only when it went up by exactly one since its
+    last batch (one statement, whatever the inventory's size; any statement on those tables counts, even
+    one that changes no row, so writers between batches look before they write). Elsewhere (SQLite, one
+    writer) the stamp is row counts, highest ids and latest changes, read after the batch's writes. Any
+    difference, a failed batch, or an age over ``max_age_s`` loads them afresh. Not thread-safe: one per
+    process, used by one thread (the ingest worker's solo pool).
     """
 
     def __init__(self, *, max_runs: int = 4, max_age_s: float = 60.0) -> None:
@@ -201,13 +207,33 @@ def _stamp(session: Session) -> tuple[Any, ...]:
     return tuple(sorted(tuple(row) for row in session.execute(union_all(*parts))))
 
 
+_CLAIM = text("UPDATE inventory_version SET version = version + 1 WHERE id = 1 "
+              "RETURNING version, set_config('cctv.inventory_txid', txid_current()::text, true)")
+
+
+def _claim(session: Session) -> int | None:
+    """PostgreSQL: bump the inventory version for this transaction (its triggers then leave it alone) and
+    return it; the row lock waits for any other writer's commit and keeps others out until ours."""
+    row = session.execute(_CLAIM).first()
+    return None if row is None else row[0]
+
+
+def _versioned(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def _reuse(warm: _Warm, run: RunRef) -> bool:
     """Lock the run's row, check it is open, and check nobody else changed the inventory since the stamp."""
     session, ingestor = warm.session, warm.ingestor
     try:
         session.refresh(ingestor.row, with_for_update=True)
         live_run(session, run)
-        if _stamp(session) != warm.stamp:
+        if _versioned(session):
+            version = _claim(session)
+            if version is None or warm.stamp is None or version != warm.stamp[0] + 1:
+                return False
+            warm.stamp = (version,)
+        elif _stamp(session) != warm.stamp:
             return False
     except Exception:  # noqa: BLE001 - a closed run or a lost connection: the fresh path raises it properly
         return False
@@ -240,9 +266,12 @@ def ingest(session_factory: SessionFactory, run: RunRef, observations: Iterable[
             if cache is not None:
                 session.expire_on_commit = False  # the indexes outlive the commit
             scope = scope_of(session, run, settings)
-            if session.get_bind().dialect.name == "postgresql":
+            claimed = None
+            if _versioned(session):
                 # Batches of one run take turns (several ingest processes): counts and indexes stay true.
                 session.execute(select(ScanRun.id).where(ScanRun.id == run.id).with_for_update())
+                if cache is not None:  # before the load: no other writer until our commit
+                    claimed = _claim(session)
             ingestor = Ingestor(session, run, scope, keep_results=keep_results, autocommit=False)
         seen = ingestor.received(o.observation_id for o in given if o.observation_id)
         fresh: list[ObsData] = []
@@ -261,9 +290,13 @@ def ingest(session_factory: SessionFactory, run: RunRef, observations: Iterable[
                     ingestor.add(obs)
             _touch(ingestor, settings, len(fresh))
             ingestor.write()
-            # Read in this transaction after its writes: our own rows are in it, so the next batch finds the
-            # same stamp unless someone else committed since (then it loads afresh: see _reuse).
-            stamp = _stamp(session) if cache is not None else None
+            stamp = None
+            if cache is not None and _versioned(session):
+                stamp = warm.stamp if warm is not None else (None if claimed is None else (claimed,))
+            elif cache is not None:
+                # Read in this transaction after its writes: our own rows are in it, so the next batch finds
+                # the same stamp unless someone else committed since (then it loads afresh: see _reuse).
+                stamp = _stamp(session)
             session.commit()
             result = IngestResult(len(fresh), skipped, 0, ingestor.recorder.results)
         except Exception:  # noqa: BLE001 - one broken observation must not lose the batch

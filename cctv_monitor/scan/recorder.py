@@ -15,7 +15,7 @@ from datetime import datetime
 from types import MappingProxyType, SimpleNamespace
 from typing import Any, Sequence
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
@@ -47,7 +47,7 @@ from cctv_monitor.scan.alerts import alert_kinds
 from cctv_monitor.scan.errors import ScanError
 from cctv_monitor.scan.findings import clip, scrub, sync_findings
 from cctv_monitor.scan.identity import IdentityIndex, identityless
-from cctv_monitor.scan.ids import allocator_for
+from cctv_monitor.scan.ids import JSONText, allocator_for, update_rows, write_rows
 from cctv_monitor.recorders import is_recorder
 from cctv_monitor.scan.scope import ScanScope, site_networks
 from probes.results import Observation as ObsData
@@ -227,21 +227,18 @@ class Recorder:
         rows (SQLAlchemy Core) rather than through the unit of work; they need their devices first, and
         findings, changes and alerts need them. The caller keeps autoflush off while the batch is built.
         """
+        connection = self.session.connection()
         if self.pending:
             new = [obj for obj in self.session.new if isinstance(obj, Device)]
             if new:
                 self.session.flush(new)
-            self.session.connection().execute(insert(Observation.__table__), self.pending)
+            write_rows(connection, Observation.__table__, self.pending)
             self.pending = []
         now = utcnow()
         for model, rows in self.touched.items():
             if rows:
-                table = model.__table__
-                statement = update(table).where(table.c.id == bindparam("k_id")).values(
-                    updated=bindparam("k_updated"), **{c: bindparam(f"k_{c}") for c in _HOT[model]})
-                self.session.connection().execute(statement, [
-                    {"k_id": key, "k_updated": now, **{f"k_{c}": getattr(obj, c) for c in _HOT[model]}}
-                    for key, obj in rows.items()])
+                update_rows(connection, model.__table__, ("updated", *_HOT[model]),
+                            [(key, now, *(getattr(obj, c) for c in _HOT[model])) for key, obj in rows.items()])
                 for obj in rows.values():
                     set_committed_value(obj, "updated", now)
                 rows.clear()
@@ -422,7 +419,8 @@ class Recorder:
         if obs.credential_ref or obs.rejected_refs:
             memory = remember(DeviceMemory(device.credential_ref, frozenset(device.rejected_credential_refs or ())),
                               obs.credential_ref, obs.rejected_refs)
-            device.credential_ref, device.rejected_credential_refs = memory.worked, sorted(memory.rejected)
+            put(device, "credential_ref", memory.worked)
+            put(device, "rejected_credential_refs", sorted(memory.rejected))
         for text in conflicts:
             self.ident.flag(device, text)
         if obs.ok and not conflicts and device.identity_conflict and ident is not None and macs:
@@ -490,9 +488,11 @@ class Recorder:
         if main is not None:
             check = next((c for c in obs.stream_checks if c.profile_token == main.token), None)
         thumb = next((c.thumbnail_jpeg for c in obs.stream_checks if c.thumbnail_jpeg), None)
-        data = obs.to_dict()
+        data: Any = obs.to_dict()
         for item in data.get("stream_checks") or ():
             item.pop("thumbnail_jpeg", None)
+        # A batch's rows go by COPY: the JSON text is made once here, checked for NULs and written as it is.
+        data = _json_text(data) if self.ids is not None else _without_nul(data)
         values = dict(
             scan_run_id=self.run.id, device_id=device_id, address=clip(obs.address, 64), observed_at=now,
             probe_status=obs.status.value, error=clip(obs.error, 4000),
@@ -502,7 +502,7 @@ class Recorder:
             measured_width=check.width if check and check.ok else None,
             measured_height=check.height if check and check.ok else None,
             measured_fps=check.fps if check and check.ok else None,
-            clock_offset_s=obs.clock_offset_s, data=_without_nul(data), thumbnail_jpeg=thumb)
+            clock_offset_s=obs.clock_offset_s, data=data, thumbnail_jpeg=thumb)
         if self.ids is not None:  # a batch: written with the others by :meth:`write`
             values["id"] = self.ids.next(Observation.__table__)
             self.pending.append(values)
@@ -575,6 +575,12 @@ def put(obj: Any, attr: str, value: Any) -> None:
 def _without_nul(data: dict[str, Any]) -> dict[str, Any]:
     """:func:`scrub` only when a NUL is there (JSON escapes it; a text search is far cheaper than the walk)."""
     return scrub(data) if "\\u0000" in json.dumps(data) else data
+
+
+def _json_text(data: dict[str, Any]) -> JSONText:
+    """The observation's JSON (as the JSON column would write it), without NULs."""
+    text = json.dumps(data)
+    return JSONText(json.dumps(scrub(data)) if "\\u0000" in text else text)
 
 
 def _res(width: int | None, height: int | None) -> str | None:
