@@ -44,7 +44,7 @@ class Config:
     ONVIF_PORTS = [80, 8000, 8080, 8899, 443]
     PROBE_TIMEOUT_S = 5.0
     PROBE_CONCURRENCY = 64
-    PROBE_PER_HOST_LIMIT = 2
+    PROBE_PER_HOST_LIMIT = 3  # probes.soap.DEFAULT_PER_HOST
     CREDENTIAL_ATTEMPTS = 3  # credentials tried per device and scan (cameras lock after 5-7 failures)
     # Stream checks at once come from a memory budget (a packet reader costs a few MB, the small decoder
     # pool more); STREAM_WORKERS is only an upper cap (benchmarks/stream_checks.py). A site gets at most

@@ -78,7 +78,7 @@ async def probe_work(work: dict[str, Any], options: dict[str, Any], id_prefix: s
     observations = []
     async for obs in probe_many(list(targets.values()), _credential_source(work),
                                 concurrency=int(options.get("concurrency", 64)),
-                                per_host_limit=int(options.get("per_host_limit", 2)),
+                                per_host_limit=int(options.get("per_host_limit", 3)),
                                 with_streams=bool(options.get("with_streams")), timeout_s=timeout_s):
         observations.append(obs.with_updates(observation_id=f"{id_prefix}:{obs.address}").to_dict())
     return observations

@@ -51,7 +51,7 @@ from probes.onvif_values import (
 )
 from probes.results import DeviceIdentity, MediaProfile, Observation, ProbeStatus, utc_now_iso
 from probes.soap import CameraSession, HostLimiter, ZeepTransport, envelope, excerpt, is_auth_fault, local
-from probes.soap import soap_fault, wsse_header
+from probes.soap import DEFAULT_PER_HOST, soap_fault, wsse_header
 from probes.targets import Credential, Target
 from probes.targets import on_probed_host as _on_probed_host
 from probes.vocab import normalise_mac, redact_uri
@@ -106,7 +106,7 @@ async def probe_onvif_detailed(target: Target, credentials: Sequence[Credential]
     started = time.monotonic()
     state = _State(target)
     session = CameraSession(target.host, timeout_s=timeout_s, limiter=limiter,
-                            per_host_connections=limiter.limit if limiter else 2)
+                            per_host_connections=limiter.limit if limiter else DEFAULT_PER_HOST)
     # A slow camera answers every call just inside the timeout; bound the whole probe as well.
     total = total_timeout_s if total_timeout_s is not None else max(timeout_s * 8, 30.0)
     try:

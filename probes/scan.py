@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator, Callable, Iterable, Sequence
 
 from probes.onvif import OnvifReadout, probe_onvif_detailed
 from probes.results import Observation, ProbeStatus, StreamCheck, utc_now_iso
-from probes.soap import HostLimiter
+from probes.soap import DEFAULT_PER_HOST, HostLimiter
 from probes.stream_budget import CHECKER_BASE_MB, DEFAULT_SAMPLE_S, current_rss_mb, stream_concurrency
 from probes.stream_worker import StreamWorker
 from probes.targets import Credential, Target, on_probed_host, without_userinfo
@@ -78,7 +78,7 @@ def plan_stream_checks(memory_mb: float | None, cap: int | None, *, other_mb: fl
 
 
 async def probe_many(targets: Iterable[Target], credentials: CredentialSource, *, concurrency: int = 64,
-                     per_host_limit: int = 2, with_streams: bool = False, timeout_s: float = 5.0,
+                     per_host_limit: int = DEFAULT_PER_HOST, with_streams: bool = False, timeout_s: float = 5.0,
                      stream_timeout_s: float = 10.0, progress: ProgressCallback | None = None,
                      stream_workers: int | None = None, stream_profiles: str = "first",
                      sample_s: float | None = None, stream_memory_mb: float | None = None,

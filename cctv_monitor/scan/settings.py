@@ -19,7 +19,7 @@ class ScanSettings:
     ports: tuple[int, ...] = (80,)
     probe_timeout_s: float = 5.0
     probe_concurrency: int = 64
-    per_host_limit: int = 2
+    per_host_limit: int = 3  # probes.soap.DEFAULT_PER_HOST
     stream_workers: int = 128
     stream_memory_mb: float = 600.0
     stream_per_site: int = 4
@@ -37,7 +37,7 @@ class ScanSettings:
                    ports=tuple(int(p) for p in (config.get("ONVIF_PORTS") or [80])),
                    probe_timeout_s=float(config.get("PROBE_TIMEOUT_S", 5.0)),
                    probe_concurrency=int(config.get("PROBE_CONCURRENCY", 64)),
-                   per_host_limit=int(config.get("PROBE_PER_HOST_LIMIT", 2)),
+                   per_host_limit=int(config.get("PROBE_PER_HOST_LIMIT", 3)),
                    stream_workers=int(config.get("STREAM_WORKERS", 128)),
                    stream_memory_mb=float(config.get("STREAM_MEMORY_MB", 600.0)),
                    stream_per_site=int(config.get("STREAM_PER_SITE", 4)),
