@@ -116,7 +116,7 @@ QUIRK_MESSAGES = {
 }
 QUIRK_WARNINGS = {
     "quirk-http-digest": "HTTP Digest",
-    "quirk-clock-skew": "camera clock is -3600 s off",
+    "quirk-clock-skew": "camera clock is -3",  # -3600 s, +-1: the camera's clock has whole seconds (see below)
     "quirk-duplicated-port": "XAddr 'http://127.0.5.16:",
     "quirk-unescaped-amp": "unescaped '&' in the XML repaired",
     "quirk-invalid-utf8": "invalid UTF-8 bytes replaced",
