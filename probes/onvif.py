@@ -8,10 +8,10 @@ Order of calls (PITFALLS.md):
 3. GetServices (fallback GetCapabilities), GetNetworkInterfaces, GetScopes, GetNTP, GetHostname.
 4. Profiles from Media2 (ver20, H.265) when the device has it, else Media (ver10); stream and snapshot URIs.
 
-Device and Media (ver10) calls go through zeep with onvif-zeep-async's WSDLs and process-wide parsed
-document cache; Media2 is not in onvif-zeep-async 4.3, so its three calls are hand-built and read with the
-tolerant reader of :mod:`probes.soap`. One aiohttp session per camera carries all of it and is always
-closed. Optional calls that fail become warnings; a partial read keeps what was read.
+GetDeviceInformation, GetServices and Media (ver10) go through zeep (onvif-zeep-async's WSDLs, parsed once
+per process); Media2 (not in onvif-zeep-async 4.3) and the four small optional device calls (zeep's typed
+parsing cost more CPU than the rest) are hand-built and read with :mod:`probes.soap`'s tolerant reader.
+One aiohttp session per camera, always closed. Failed optional calls are warnings; a partial read is kept.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from probes.errors import AuthFailed, MalformedReply, NotSupported, OnvifDisable
 from probes.onvif_values import (
     _fault_error,
     _fault_text,
+    _find,
     SERVICE_NAMES as _SERVICE_NAMES,
     _media1_profile,
     _media2_profile,
@@ -48,9 +49,12 @@ from probes.onvif_values import (
     scope_fields,
     _uri_of,
     _xml_text,
+    nic_addresses,
+    ntp_information,
+    scope_items,
 )
 from probes.results import DeviceIdentity, MediaProfile, Observation, ProbeStatus, utc_now_iso
-from probes.soap import CameraSession, HostLimiter, ZeepTransport, envelope, excerpt, is_auth_fault, local
+from probes.soap import CameraSession, HostLimiter, ZeepTransport, envelope, excerpt, is_auth_fault, local, text
 from probes.soap import DEFAULT_PER_HOST, soap_fault, wsse_header
 from probes.targets import Credential, Target
 from probes.targets import on_probed_host as _on_probed_host
@@ -66,8 +70,7 @@ MEDIA2_NS = "http://www.onvif.org/ver20/media/wsdl"
 #: BitrateLimit values that mean "not set" (agsh/onvif#233).
 PLACEHOLDER_BITRATES = {2147483647, 4294967295, 65535, 0}
 _CLOCK_WARN_S = 5.0
-# How old the sweep's clock reading may be for a probe to sign with it (clocks drift by seconds a day).
-_BORROWED_CLOCK_MAX_AGE_S = 600.0
+_BORROWED_CLOCK_MAX_AGE_S = 600.0  # a sweep's clock reading signs a probe this long (clocks drift s/day)
 _WSDL_DIR = Path(onvif_client.__file__).parent / "wsdl"
 
 # zeep settings for camera replies: lenient about the schema (cameras deviate), strict about safety.
@@ -372,9 +375,7 @@ class _Prober:
                 self.state.services[name] = self._fix_xaddr(xaddr, name)
 
     async def _network(self) -> None:
-        interfaces = await self._zcall("devicemgmt", "GetNetworkInterfaces")
-        for nic in interfaces or []:
-            raw = _s(getattr(nic, "Info", None), "HwAddress")
+        for raw in nic_addresses(await self._device("GetNetworkInterfaces")):
             if not raw:
                 continue
             mac = normalise_mac(raw)
@@ -387,23 +388,16 @@ class _Prober:
                 self.state.macs.append(mac)
 
     async def _scopes(self) -> None:
-        scopes = await self._zcall("devicemgmt", "GetScopes")
-        for scope in scopes or []:
-            item = _s(scope, "ScopeItem")
-            if item:
-                self.state.scopes.append(item)
+        self.state.scopes.extend(scope_items(await self._device("GetScopes")))
 
     async def _ntp(self) -> None:
-        info = await self._zcall("devicemgmt", "GetNTP")
-        self.state.ntp_from_dhcp = getattr(info, "FromDHCP", None)
-        for entry in list(getattr(info, "NTPManual", None) or []) + list(getattr(info, "NTPFromDHCP", None) or []):
-            value = _s(entry, "DNSname") or _s(entry, "IPv4Address") or _s(entry, "IPv6Address")
-            if value and value not in self.state.ntp_servers:
+        self.state.ntp_from_dhcp, servers = ntp_information(await self._device("GetNTP"))
+        for value in servers:
+            if value not in self.state.ntp_servers:
                 self.state.ntp_servers.append(value)
 
     async def _hostname(self) -> None:
-        info = await self._zcall("devicemgmt", "GetHostname")
-        self.state.device["hostname"] = _s(info, "Name")
+        self.state.device["hostname"] = text(_find(await self._device("GetHostname"), "HostnameInformation"), "Name")
 
     async def _media(self) -> None:
         if "media2" in self.state.services:
@@ -524,17 +518,23 @@ class _Prober:
             raise MalformedReply(f"{operation}: reply does not match the ONVIF schema ({type(exc).__name__}: "
                                  f"{str(exc)[:200]})", excerpt=excerpt(getattr(exc, "content", None))) from exc
 
-    async def _raw(self, url: str, operation: str, body: str) -> Any:
-        """A hand-built Media2 call signed with the camera's clock; returns the reply root."""
-        header = ""
-        if self._credential is not None:
-            header = wsse_header(self._credential.username, self._credential.password, self.offset)
-        reply = await self.session.post(url, envelope(body, header, {"tr2": MEDIA2_NS}),
-                                        action=f"{MEDIA2_NS}/{operation}")
+    async def _raw(self, url: str, operation: str, body: str, ns: tuple[str, str] = ("tr2", MEDIA2_NS)) -> Any:
+        """A hand-built call (Media2, or ``ns`` ``("tds", DEVICE_NS)``) signed with the camera's clock; returns
+        the reply root. zeep's typed parsing cost more CPU than the rest of the probe for such small replies."""
+        def signed() -> bytes:  # made when the request goes out: see CameraSession.post
+            header = ""
+            if self._credential is not None:
+                header = wsse_header(self._credential.username, self._credential.password, self.offset)
+            return envelope(body, header, dict([ns]))
+
+        reply = await self.session.post(url, signed, action=f"{ns[1]}/{operation}")
         fault = soap_fault(reply.xml.root)
         if fault is not None:
-            raise _fault_error(f"Media2 {operation}", *fault)
+            raise _fault_error(f"Media2 {operation}" if ns[1] == MEDIA2_NS else operation, *fault)
         return reply.xml.root
+
+    async def _device(self, operation: str) -> Any:
+        return await self._raw(self.device_url, operation, f"<tds:{operation}/>", ("tds", DEVICE_NS))
 
     async def _optional_value(self, operation: str, func: Callable[[], Awaitable[T]]) -> T | None:
         """Run an optional call; device-side failures become warnings, dead devices stay fatal."""

@@ -210,3 +210,29 @@ def scope_fields(scopes: Sequence[str]) -> tuple[str | None, str | None, tuple[s
 
 def _xml_text(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def nic_addresses(root: Any) -> list[str | None]:
+    """GetNetworkInterfaces reply: each interface's ``Info/HwAddress`` (None where it has none)."""
+    return [text(nic, "Info", "HwAddress") for nic in root.iter() if local(nic.tag) == "NetworkInterfaces"]
+
+
+def scope_items(root: Any) -> list[str]:
+    """GetScopes reply: the ``ScopeItem`` of each scope that has one."""
+    items = (text(scope, "ScopeItem") for scope in root.iter() if local(scope.tag) == "Scopes")
+    return [item for item in items if item]
+
+
+def ntp_information(root: Any) -> tuple[bool | None, list[str]]:
+    """GetNTP reply: (FromDHCP, the servers: DNS name or address of each manual and DHCP entry)."""
+    info = _find(root, "NTPInformation")
+    if info is None:
+        return None, []
+    flag = (text(info, "FromDHCP") or "").lower()
+    from_dhcp = True if flag in ("true", "1") else False if flag in ("false", "0") else None
+    servers = []
+    for entry in [c for c in info if local(c.tag) in ("NTPManual", "NTPFromDHCP")]:
+        value = text(entry, "DNSname") or text(entry, "IPv4Address") or text(entry, "IPv6Address")
+        if value:
+            servers.append(value)
+    return from_dhcp, servers

@@ -21,7 +21,7 @@ import ssl
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -319,8 +319,13 @@ class CameraSession:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def post(self, url: str, body: bytes, *, action: str, authenticated: bool = True) -> Reply:
-        """POST a SOAP envelope; returns the checked reply or raises a :class:`ProbeError`."""
+    async def post(self, url: str, body: bytes | Callable[[], bytes], *, action: str,
+                   authenticated: bool = True) -> Reply:
+        """POST a SOAP envelope; returns the checked reply or raises a :class:`ProbeError`.
+
+        ``body`` may be a function that makes it, called once the host's request slot is ours: a
+        WS-Security timestamp made then is not aged by the wait for the slot (a slow camera checks it
+        against its clock within a few seconds)."""
         headers = {"Content-Type": f'application/soap+xml; charset=utf-8; action="{action}"',
                    "User-Agent": "cctv-monitor-probe", "Accept-Encoding": ACCEPT_ENCODING}
         op = action.rpartition("/")[2] or action
@@ -335,7 +340,8 @@ class CameraSession:
             try:
                 # The hard bound covers connect, headers and body: a camera dripping bytes cannot hold us.
                 async with asyncio.timeout(self.timeout_s):
-                    status, resp_headers, content = await self._send(url, body, headers, timeout, middlewares)
+                    data = body() if callable(body) else body
+                    status, resp_headers, content = await self._send(url, data, headers, timeout, middlewares)
             except ProbeError:
                 raise
             except aiohttp.ConnectionTimeoutError as exc:
