@@ -60,8 +60,10 @@ async def probe_work(work: dict[str, Any], options: dict[str, Any], id_prefix: s
     """
     from probes.discovery import sweep, sweep_timeouts
     from probes.scan import probe_many
+    from probes.soap import DEFAULT_PER_HOST
 
     timeout_s = float(options.get("timeout_s", 5.0))
+    connect_s, answer_s = sweep_timeouts(timeout_s)
     targets: dict[str, Target] = {}
     by_ports: dict[tuple[int, ...], list[str]] = {}
     for entry in work.get("targets", ()):
@@ -72,13 +74,12 @@ async def probe_work(work: dict[str, Any], options: dict[str, Any], id_prefix: s
             target = Target(entry["h"], ports[0], entry.get("path") or "/onvif/device_service")
             targets.setdefault(target.address, target)
     for ports, hosts in by_ports.items():
-        connect_s, answer_s = sweep_timeouts(timeout_s)
         for target in await sweep(hosts, ports, concurrency=256, timeout_s=connect_s, answer_timeout_s=answer_s):
             targets.setdefault(target.address, target)
     observations = []
     async for obs in probe_many(list(targets.values()), _credential_source(work),
                                 concurrency=int(options.get("concurrency", 64)),
-                                per_host_limit=int(options.get("per_host_limit", 3)),
+                                per_host_limit=int(options.get("per_host_limit", DEFAULT_PER_HOST)),
                                 with_streams=bool(options.get("with_streams")), timeout_s=timeout_s):
         observations.append(obs.with_updates(observation_id=f"{id_prefix}:{obs.address}").to_dict())
     return observations

@@ -231,8 +231,7 @@ class _Prober:
             try:
                 await self._authenticate()
             except AuthFailed:
-                if self.state.locked or await self._read_clock(authenticated=False) or \
-                        self.offset == clock.offset_s:
+                if self.state.locked or await self._read_clock(authenticated=False) or self.offset == clock.offset_s:
                     raise
                 self.state.rejected_refs.clear()
                 self.state.rejected.clear()
@@ -243,8 +242,8 @@ class _Prober:
             if time_needs_auth:
                 await self._read_clock(authenticated=True)
         self.state.services["device"] = self.device_url
-        # The profiles need only the service list: reading them beside the optional calls keeps both of the
-        # host's request slots busy (a camera slow per answer took two answers longer when media waited).
+        # The profiles need only the service list: reading them beside the optional calls keeps the host's
+        # request slots busy (a camera slow per answer took two answers longer when media waited).
         # Every call ends before a fatal error is raised, so none runs on after the probe gave up.
         outcomes = await asyncio.gather(
             self._services_then_media(), self._optional_value("GetNetworkInterfaces", self._network),
@@ -292,9 +291,10 @@ class _Prober:
         return False
 
     def _set_offset(self, offset: float) -> None:
-        self.offset = offset
-        self.state.clock_offset_s = offset
-        if abs(offset) > _CLOCK_WARN_S and not any(w.startswith("camera clock is") for w in self.state.warnings):
+        """Sign with ``offset``; one clock warning, for it (a stale sweep reading's makes way for a fresh one)."""
+        self.offset = self.state.clock_offset_s = offset
+        self.state.warnings = [w for w in self.state.warnings if not w.startswith("camera clock is")]
+        if abs(offset) > _CLOCK_WARN_S:
             self.state.warn(f"camera clock is {offset:+.0f} s off (signing with the camera's clock); set NTP on "
                             "the camera")
 

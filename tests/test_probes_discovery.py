@@ -203,6 +203,8 @@ def test_a_clock_that_moved_since_the_sweep_is_read_again(demo_fleet):
         obs = asyncio.run(probe_onvif(swept, [Credential(cam.username, cam.password)]))
         assert obs.status is ProbeStatus.OK, obs.error
         assert abs(obs.clock_offset_s - 120) <= 1 and obs.rejected_refs == ()
+        clock_warnings = [w for w in obs.warnings if w.startswith("camera clock is")]
+        assert len(clock_warnings) == 1 and clock_warnings[0].startswith("camera clock is +1"), obs.warnings
         binding.spec.clock_offset_s = 0.0
         [swept] = asyncio.run(sweep([f"{cam.host}/32"], [cam.port]))
         failures = binding.auth_failures
