@@ -91,6 +91,8 @@ class Ingestor:
         self.recorder = Recorder(session, self.row, scope, keep_results=keep_results, autocommit=autocommit)
         self.chain = list(expanders() if chain is None else chain)
         self.receipts: list[dict[str, Any]] = []
+        #: True once :meth:`claim` wrote the batch's receipts itself (PostgreSQL).
+        self.claimed_early = False
 
     def write(self) -> None:
         """Write what a batch (``autocommit=False``) built: the recorder's rows, then the receipts."""
@@ -98,6 +100,27 @@ class Ingestor:
         if self.receipts:
             write_rows(self.session.connection(), ObservationReceipt.__table__, self.receipts)
             self.receipts = []
+
+    def claim(self, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` were never ingested (by any run); on PostgreSQL their receipts are written now.
+
+        PostgreSQL: one ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` answers and writes at once, through the
+        primary key, whatever the table's size and whatever plan a prepared SELECT was given while the table
+        was small; and an observation another process is ingesting at the same moment waits for its commit
+        and is then found taken (a SELECT would have missed it). Elsewhere: :meth:`received`, and the
+        receipts are written by :meth:`write`. Either way they are part of the batch's transaction.
+        """
+        wanted = list(dict.fromkeys(i[:128] for i in ids if i))
+        if self.session.get_bind().dialect.name != "postgresql" or self.recorder.autocommit:
+            return set(wanted) - self.received(wanted)
+        self.claimed_early = True
+        if not wanted:
+            return set()
+        rows = self.session.connection().exec_driver_sql(
+            "INSERT INTO observation_receipt (observation_uid, scan_run_id, received_at) "
+            "SELECT u, %s, %s FROM unnest(%s::varchar[]) AS u ON CONFLICT DO NOTHING RETURNING observation_uid",
+            (self.row.id, utcnow(), wanted))
+        return {row[0] for row in rows}
 
     def received(self, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` were ingested before (by any run)."""
@@ -112,7 +135,7 @@ class Ingestor:
     def add(self, obs: ObsData) -> list[Recorded]:
         """Expand and record one observation and keep its receipt (committed with it in autocommit mode)."""
         out = []
-        if obs.observation_id:
+        if obs.observation_id and not self.claimed_early:
             receipt = {"observation_uid": obs.observation_id[:128], "scan_run_id": self.row.id,
                        "received_at": utcnow()}
             if self.recorder.autocommit:
@@ -273,15 +296,14 @@ def ingest(session_factory: SessionFactory, run: RunRef, observations: Iterable[
                 if cache is not None:  # before the load: no other writer until our commit
                     claimed = _claim(session)
             ingestor = Ingestor(session, run, scope, keep_results=keep_results, autocommit=False)
-        seen = ingestor.received(o.observation_id for o in given if o.observation_id)
+        new_ids = ingestor.claim(o.observation_id for o in given if o.observation_id)
         fresh: list[ObsData] = []
-        batch_ids: set[str] = set()
         for obs in given:
-            oid = obs.observation_id
-            if oid and (oid in seen or oid in batch_ids):
-                continue
+            oid = obs.observation_id[:128] if obs.observation_id else None
+            if oid and oid not in new_ids:
+                continue  # stored before, or a second copy within this batch
             if oid:
-                batch_ids.add(oid)
+                new_ids.discard(oid)
             fresh.append(obs)
         skipped = len(given) - len(fresh)
         try:
