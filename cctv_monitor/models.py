@@ -221,6 +221,8 @@ class Device(Timestamped, Base):
     # Set when a distributed run closed without reaching this device (its zone was offline): status kept, stale.
     not_reached_run_id: Mapped[Optional[int]] = mapped_column(Integer)
     last_observation_id: Mapped[Optional[int]] = mapped_column(Integer)  # no FK: avoids a cycle
+    # The latest observation that read it fully (probe status ok): media drift is measured against it.
+    last_ok_observation_id: Mapped[Optional[int]] = mapped_column(Integer)
     # A camera seen only through a recorder: the recorder's device and the channel it occupies there.
     recorder_id: Mapped[Optional[int]] = mapped_column(ForeignKey("device.id", ondelete="SET NULL"), index=True)
     channel: Mapped[Optional[int]] = mapped_column(Integer)
@@ -332,7 +334,8 @@ class Finding(Timestamped, Base):
     device_id: Mapped[Optional[int]] = mapped_column(ForeignKey("device.id", ondelete="CASCADE"))
     project_id: Mapped[Optional[int]] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
     register_entry_id: Mapped[Optional[int]] = mapped_column(ForeignKey("register_entry.id", ondelete="CASCADE"))
-    scan_run_id: Mapped[Optional[int]] = mapped_column(ForeignKey("scan_run.id", ondelete="SET NULL"), index=True)
+    # Not indexed: every scan rewrites it, and an index on it would keep those updates from being HOT (0016s).
+    scan_run_id: Mapped[Optional[int]] = mapped_column(ForeignKey("scan_run.id", ondelete="SET NULL"))
     observation_id: Mapped[Optional[int]] = mapped_column(ForeignKey("observation.id", ondelete="SET NULL"))
     rule_id: Mapped[str] = mapped_column(String(64))
     severity: Mapped[str] = mapped_column(String(16))

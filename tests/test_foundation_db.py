@@ -68,3 +68,43 @@ def test_scan_run_target_holds_a_long_range_list(app, session):
     with engine.begin() as conn:
         conn.execute(ScanRun.__table__.update().values(target_value=target))
         assert conn.execute(select(ScanRun.target_value)).scalar() == target
+
+
+def test_scan_tables_migrations_0016s_0017s(app, session):
+    """0016s: no index on finding.scan_run_id and, on PostgreSQL, room on device and finding pages (HOT
+    updates); 0017s fills ``device.last_ok_observation_id`` from the history: the latest ok observation of
+    each device, none for a device never read. Both go down and up again."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import inspect
+
+    from alembic import command
+    from cctv_monitor.migrate import alembic_config
+    from cctv_monitor.models import Device, Observation
+
+    engine = get_db(app).engine
+    assert "ix_finding_scan_run_id" not in {i["name"] for i in inspect(engine).get_indexes("finding")}
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            options = dict(conn.exec_driver_sql(
+                "SELECT relname, reloptions FROM pg_class WHERE relname IN ('device', 'finding') "
+                "AND relnamespace = to_regnamespace(current_schema())").all())
+        assert options == {"device": ["fillfactor=50"], "finding": ["fillfactor=50"]}
+    read, never = Device(address="127.0.9.1:80"), Device(address="127.0.9.2:80")
+    session.add_all([read, never])
+    session.flush()
+    now = datetime.now(timezone.utc)
+    rows = [Observation(device_id=read.id, address="127.0.9.1:80", probe_status=s, observed_at=now, data={})
+            for s in ("ok", "ok", "auth_failed")]
+    rows.append(Observation(device_id=never.id, address="127.0.9.2:80", probe_status="auth_failed",
+                            observed_at=now, data={}))
+    session.add_all(rows)
+    session.commit()
+    ids = (read.id, never.id)
+    session.close()
+    command.downgrade(alembic_config(engine), "0015s_inventory_version")
+    assert "ix_finding_scan_run_id" in {i["name"] for i in inspect(engine).get_indexes("finding")}
+    command.upgrade(alembic_config(engine), "heads")
+    with engine.connect() as conn:
+        got = dict(conn.execute(select(Device.id, Device.last_ok_observation_id).where(Device.id.in_(ids))).all())
+    assert got == {ids[0]: rows[1].id, ids[1]: None}

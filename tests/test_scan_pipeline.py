@@ -110,6 +110,26 @@ def test_drift_recorded_and_new_finding(app, session, project):
     assert session.scalar(select(Device).where(Device.id == cam.id)).status == "compliant"
 
 
+def test_drift_compares_with_the_last_ok_observation_across_a_failed_scan(app, session, project):
+    """A scan that could not read the camera (offline) lies between two ok ones: the drift of the third is
+    measured against the first (the device's ``last_ok_observation_id``), not lost."""
+    _scan(app, [make_obs(h) for h in HOSTS])
+    first = _devices(session)["127.0.1.11:8000"]
+    first_ok = first.last_ok_observation_id
+    assert first_ok is not None and first_ok == first.last_observation_id
+    _scan(app, [make_obs("127.0.1.11", status=ProbeStatus.UNREACHABLE), make_obs("127.0.1.12"),
+                make_obs("127.0.1.13")])
+    cam = _devices(session)["127.0.1.11:8000"]
+    assert cam.status == "offline" and cam.last_ok_observation_id == first_ok != cam.last_observation_id
+    run3 = _scan(app, [make_obs("127.0.1.11", width=1280, height=720), make_obs("127.0.1.12"),
+                       make_obs("127.0.1.13")])
+    changes = {(c.attribute, c.old_value, c.new_value) for c in session.scalars(
+        select(DeviceChange).where(DeviceChange.device_id == cam.id, DeviceChange.scan_run_id == run3))}
+    assert ("resolution", "1920x1080", "1280x720") in changes
+    cam = _devices(session)["127.0.1.11:8000"]
+    assert cam.last_ok_observation_id == cam.last_observation_id != first_ok
+
+
 def test_moved_address_is_one_device_not_offline(app, session, project):
     _scan(app, [make_obs(h) for h in HOSTS])
     moved = make_obs("127.0.1.40", mac=mac_of("127.0.1.11"), serial="SN1270111X")

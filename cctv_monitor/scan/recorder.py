@@ -15,7 +15,7 @@ from datetime import datetime
 from types import MappingProxyType, SimpleNamespace
 from typing import Any, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
@@ -62,7 +62,7 @@ LIMITS = {"mac": 17, "serial": 128, "manufacturer": 255, "model": 255, "firmware
 
 #: Columns every observation writes on its device and on each of its active findings: in a batch they are
 #: written for all rows at once by :meth:`Recorder.write` rather than by the unit of work.
-_HOT: dict[type, tuple[str, ...]] = {Device: ("last_seen", "last_ok", "last_observation_id"),
+_HOT: dict[type, tuple[str, ...]] = {Device: ("last_seen", "last_ok", "last_observation_id", "last_ok_observation_id"),
                                      Finding: ("scan_run_id", "observation_id", "last_seen")}
 
 _NO_PROJECT_SPEC = Spec(code="(none)", name_th="ไม่อยู่ในโครงการใด", name_en="Not in any project",
@@ -188,13 +188,12 @@ class Recorder:
                 self.answered_by_project[device.project_id] = self.answered_by_project.get(device.project_id, 0) + 1
 
     def _load_last_good(self) -> dict[int, _LastGood]:
-        latest = (select(Observation.device_id, func.max(Observation.id).label("oid"))
-                  .where(Observation.probe_status == ProbeStatus.OK.value, Observation.device_id.is_not(None))
-                  .group_by(Observation.device_id).subquery())
+        """Each device's latest ok observation: one primary-key lookup per device (``last_ok_observation_id``,
+        migration 0017s), whatever the length of the history."""
         rows = self.session.execute(
-            select(Observation.device_id, Observation.encoding, Observation.width, Observation.height,
+            select(Device.id, Observation.encoding, Observation.width, Observation.height,
                    Observation.fps, Observation.measured_width, Observation.measured_height)
-            .join(latest, Observation.id == latest.c.oid))
+            .join(Observation, Observation.id == Device.last_ok_observation_id))
         return {r[0]: _LastGood(*r[1:]) for r in rows}
 
     def spec_for(self, project: Project | None, *, recorder: bool = False) -> Spec:
@@ -368,7 +367,8 @@ class Recorder:
             session.add(DeviceChange(device_id=device.id, observation_id=row.id, scan_run_id=self.run.id,
                                      attribute=attr, old_value=str(old), new_value=str(new), changed_at=now))
         new_blocking = self._sync_device_findings(device, row, findings, now)
-        self.hot(device, last_seen=now, last_observation_id=row.id, **({"last_ok": now} if obs.ok else {}))
+        self.hot(device, last_seen=now, last_observation_id=row.id,
+                 **({"last_ok": now, "last_ok_observation_id": row.id} if obs.ok else {}))
         self._set_status(device, old_status, status.value, now, is_new=is_new, new_blocking=new_blocking)
         self.run.done = (self.run.done or 0) + 1
         self._commit()
