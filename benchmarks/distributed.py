@@ -4,7 +4,9 @@ Three simulated fleets on loopback (no namespaces needed), each the cameras of o
 delayed (200 ms by default, like a slow district link). The same distributed scan runs twice: once with ONE
 zone worker consuming all three queues, once with THREE workers, one per zone; every worker has the same
 per-unit probe concurrency (64). Then ingest alone: the observations of the last run written again through
-the ingest boundary into a new run (observations/s into the database). Prints cameras/s for each, the
+the ingest boundary into a new run, from the dicts a batch message carries, as the ingest worker takes them
+(with its collector setting, ``collect_less``); three such passes, the median counts (observations/s into
+the database). Prints cameras/s for each, the
 ratio, the ingest rate, and ``lost: N`` / ``duplicated: N`` (cameras missing from or doubled in the
 database after the runs), then the targets.
 
@@ -40,6 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CLI = str(Path(sys.executable).parent / "cctv-monitor")
 BASES = ("127.17.0.0", "127.18.0.0", "127.19.0.0")
+#: Ingest-alone passes (runs over the same cameras); the median is the figure compared with the target.
+PASSES = 3
 
 
 def _free_port() -> int:
@@ -170,6 +174,9 @@ def main() -> int:
     args = parser.parse_args()
     if not 1 <= args.cameras <= 5000:
         parser.error("--cameras must be 1-5000")
+    from cctv_monitor.scan.ingest import collect_less
+
+    collect_less()  # the ingest measured here runs as in the ingest worker, which sets this at start
     if args.ingest_only:
         return _ingest_only(args)
 
@@ -249,7 +256,7 @@ def main() -> int:
         print(f"ratio three / one: {ratio:.2f}x")
 
         ingest_rate = _ingest_alone(app, session, run_three)
-        print(f"ingest alone: {ingest_rate:.0f} observations/s into PostgreSQL")
+        print(f"ingest alone: {ingest_rate:.0f} observations/s into PostgreSQL (median of {PASSES} passes)")
         lost = lost_one + lost_three
         duplicated = (total_one - distinct_one) + (total_three - distinct_three)
         devices = session.scalar(select(func.count()).select_from(
@@ -382,7 +389,8 @@ def _ingest_only(args: argparse.Namespace) -> int:
         close_run(factory, ref, complete=False, settings=settings)
         print(f"first sight (new devices): {first:.0f} observations/s into PostgreSQL")
         rate = _ingest_alone(app, session, ref.id)
-        print(f"ingest alone: {rate:.0f} observations/s into PostgreSQL ({len(observations)} observations)")
+        print(f"ingest alone: {rate:.0f} observations/s into PostgreSQL (median of {PASSES} passes of "
+              f"{len(observations)} observations)")
         print(f"target: ingest >= 2000 observations/s: {'met' if rate >= 2000 else 'NOT met'}")
         session.close()
         app.extensions["cctv_db"].dispose()
@@ -392,9 +400,11 @@ def _ingest_only(args: argparse.Namespace) -> int:
         _drop_schema(args.db_url, schema)
 
 
-def _ingest_alone(app, session, run_id: int) -> float:  # noqa: ANN001
-    """Observations/s through the ingest boundary: the run's observations again, new ids, batches of 64,
-    with the recorder's indexes kept between batches as the ingest worker keeps them."""
+def _ingest_alone(app, session, run_id: int, passes: int = PASSES) -> float:  # noqa: ANN001
+    """Observations/s through the ingest boundary, as the ingest worker takes them: the run's observations
+    again as the dicts a batch message carries (new ids), in batches of 64, each rebuilt (and sanitised) by
+    ``from_dict`` and recorded with the run's indexes kept between batches. ``passes`` runs (like successive
+    scans of the same cameras); each pass's rate is printed and the median returned."""
     from sqlalchemy import select
 
     from cctv_monitor.db import get_db
@@ -405,19 +415,24 @@ def _ingest_alone(app, session, run_id: int) -> float:  # noqa: ANN001
     from probes.results import Observation as ObsData
 
     data = list(session.scalars(select(Observation.data).where(Observation.scan_run_id == run_id)))
-    observations = [ObsData.from_dict({**d, "observation_id": uuid.uuid4().hex}) for d in data]
     factory = get_db(app).sessionmaker
     settings = ScanSettings.from_mapping(app.config)
-    ref = open_run(factory, target=None, source="worker", owner=default_owner(), client_run_id=f"ingest-{run_id}",
-                   settings=settings)
-    cache = IngestCache()
-    started = time.monotonic()
-    for start in range(0, len(observations), 64):
-        ingest(factory, ref, observations[start:start + 64], settings=settings, cache=cache)
-    elapsed = time.monotonic() - started
-    cache.clear()
-    close_run(factory, ref, complete=False, settings=settings)
-    return len(observations) / elapsed if elapsed else 0.0
+    rates = []
+    for number in range(passes):
+        messages = [{**d, "observation_id": uuid.uuid4().hex} for d in data]
+        ref = open_run(factory, target=None, source="worker", owner=default_owner(),
+                       client_run_id=f"ingest-{run_id}-{number}", settings=settings)
+        cache = IngestCache()
+        started = time.monotonic()
+        for start in range(0, len(messages), 64):
+            ingest(factory, ref, [ObsData.from_dict(m) for m in messages[start:start + 64]], settings=settings,
+                   cache=cache)
+        elapsed = time.monotonic() - started
+        cache.clear()
+        close_run(factory, ref, complete=False, settings=settings)
+        rates.append(len(messages) / elapsed if elapsed else 0.0)
+    print(f"ingest passes ({len(data)} observations each): {', '.join(f'{r:.0f}' for r in rates)} observations/s")
+    return sorted(rates)[len(rates) // 2]
 
 
 if __name__ == "__main__":

@@ -127,7 +127,9 @@ def register(group: AppGroup) -> None:
         from flask import current_app
 
         from cctv_monitor.ingest import build_ingest_app
+        from cctv_monitor.scan.ingest import collect_less
 
+        collect_less()  # it keeps the recorder's indexes between batches
         app = current_app._get_current_object()
         if not app.config.get("BROKER_URL"):
             _fail("no broker: set CCTV_BROKER_URL")
