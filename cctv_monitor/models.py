@@ -53,8 +53,8 @@ class UTCDateTime(TypeDecorator):
 
     def process_bind_param(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
         """Normalise to UTC before storing."""
-        if value is None:
-            return None
+        if value is None or value.tzinfo is timezone.utc:
+            return value
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
@@ -300,7 +300,8 @@ class Observation(Timestamped, Base):
         Index("ix_observation_scan_device", "scan_run_id", "device_id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
-    scan_run_id: Mapped[Optional[int]] = mapped_column(ForeignKey("scan_run.id", ondelete="SET NULL"), index=True)
+    # Looked up by run through ix_observation_scan_device (no index of its own: 0016s).
+    scan_run_id: Mapped[Optional[int]] = mapped_column(ForeignKey("scan_run.id", ondelete="SET NULL"))
     device_id: Mapped[Optional[int]] = mapped_column(ForeignKey("device.id", ondelete="CASCADE"))
     address: Mapped[str] = mapped_column(String(64))
     observed_at: Mapped[datetime] = mapped_column(default=utcnow)

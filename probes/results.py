@@ -286,20 +286,30 @@ def _clean(value: Any, key: str = "") -> Any:
     (the redaction patterns match nothing else) and stripped only when it is not printable.
     """
     if isinstance(value, str):
+        if value.isprintable() and "=" not in value and "@" not in value:
+            return value  # most strings: nothing to strip, nothing to redact (checked in C, no call)
         value = strip_control(value, keep_newlines=key in _MULTILINE)
         if key in _NOT_TEXT or ("=" not in value and "@" not in value):
             return value
         return redact_text(value)
-    if isinstance(value, dict):
-        return {k: _clean(v, str(k)) for k, v in value.items()}
+    if isinstance(value, dict):  # numbers, booleans and None (half the leaves) need no call
+        return {k: v if type(v) in _NUMBERS else _clean(v, str(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v, key) for v in value]
+        return [v if type(v) in _NUMBERS else _clean(v, key) for v in value]
     return value
 
 
+_NUMBERS = frozenset({int, float, bool, type(None)})
+
+
+_KNOWN_NAMES: dict[type, frozenset[str]] = {}
+
+
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
-    return {k: v for k, v in dict(data).items() if k in names}
+    names = _KNOWN_NAMES.get(cls)
+    if names is None:
+        names = _KNOWN_NAMES[cls] = frozenset(f.name for f in fields(cls))
+    return {k: v for k, v in (data if isinstance(data, dict) else dict(data)).items() if k in names}
 
 
 def _tuples(values: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import lru_cache
 from typing import Any
 
 __all__ = [
@@ -109,6 +110,12 @@ def is_placeholder_serial(serial: str | None) -> bool:
     """True for serials that identify nothing: empty, well-known fillers, or a prefix plus one repeated digit."""
     if serial is None:
         return True
+    return _placeholder(serial) if len(serial) <= 128 else _placeholder.__wrapped__(serial)
+
+
+@lru_cache(maxsize=65536)
+def _placeholder(serial: str) -> bool:
+    """:func:`is_placeholder_serial` of a string (asked several times per camera per scan: kept)."""
     text = serial.strip().lower()
     if text in _PLACEHOLDER_SERIALS:
         return True

@@ -71,7 +71,7 @@ def test_scan_run_target_holds_a_long_range_list(app, session):
 
 
 def test_scan_tables_migrations_0016s_0017s(app, session):
-    """0016s: no index on finding.scan_run_id and, on PostgreSQL, room on device and finding pages (HOT
+    """0016s: no index on finding.scan_run_id, none on observation.scan_run_id alone and, on PostgreSQL, room on device and finding pages (HOT
     updates); 0017s fills ``device.last_ok_observation_id`` from the history: the latest ok observation of
     each device, none for a device never read. Both go down and up again."""
     from datetime import datetime, timezone
@@ -84,12 +84,20 @@ def test_scan_tables_migrations_0016s_0017s(app, session):
 
     engine = get_db(app).engine
     assert "ix_finding_scan_run_id" not in {i["name"] for i in inspect(engine).get_indexes("finding")}
+    assert "ix_observation_scan_run_id" not in {i["name"] for i in inspect(engine).get_indexes("observation")}
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             options = dict(conn.exec_driver_sql(
                 "SELECT relname, reloptions FROM pg_class WHERE relname IN ('device', 'finding') "
                 "AND relnamespace = to_regnamespace(current_schema())").all())
         assert options == {"device": ["fillfactor=50"], "finding": ["fillfactor=50"]}
+        with engine.connect() as conn:
+            lz4 = conn.exec_driver_sql("SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
+                                       "WHERE name = 'default_toast_compression'").scalar()
+            method = conn.exec_driver_sql(
+                "SELECT attcompression FROM pg_attribute WHERE attrelid = to_regclass('observation') "
+                "AND attname = 'data'").scalar()
+        assert method == ("l" if lz4 else "")
     read, never = Device(address="127.0.9.1:80"), Device(address="127.0.9.2:80")
     session.add_all([read, never])
     session.flush()

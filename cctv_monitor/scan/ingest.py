@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import func, literal, select, text, union_all
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from cctv_monitor.compliance.engine import SILENT
 from cctv_monitor.models import Device, Finding, ObservationReceipt, Project, RegisterEntry, ScanRun, Site, utcnow
@@ -266,11 +267,24 @@ def _versioned(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+#: The run's columns a batch reads or adds to (its state and lease are checked, its counts added to).
+_RUN_COLUMNS = ("state", "total", "done", "lease_owner", "lease_expires", "error")
+
+
+def _lock_run_row(session: Session, row: ScanRun) -> None:
+    """Lock the run's row and take its current state, counts and lease into the kept object (what another
+    batch or process may have changed since): a refresh of the whole row costs twice as much, each batch."""
+    columns = [getattr(ScanRun, c) for c in _RUN_COLUMNS]
+    values = session.execute(select(*columns).where(ScanRun.id == row.id).with_for_update()).one()
+    for name, value in zip(_RUN_COLUMNS, values):
+        set_committed_value(row, name, value)
+
+
 def _reuse(warm: _Warm, run: RunRef) -> bool:
     """Lock the run's row, check it is open, and check nobody else changed the inventory since the stamp."""
     session, ingestor = warm.session, warm.ingestor
     try:
-        session.refresh(ingestor.row, with_for_update=True)
+        _lock_run_row(session, ingestor.row)
         live_run(session, run)
         if _versioned(session):
             version = _claim(session)

@@ -578,9 +578,12 @@ def _without_nul(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _json_text(data: dict[str, Any]) -> JSONText:
-    """The observation's JSON (as the JSON column would write it), without NULs."""
-    text = json.dumps(data)
-    return JSONText(json.dumps(scrub(data)) if "\\u0000" in text else text)
+    """The observation's JSON without NULs, compact (a tenth fewer bytes to parse, compress and log)."""
+    text = json.dumps(data, separators=_COMPACT)
+    return JSONText(json.dumps(scrub(data), separators=_COMPACT) if "\\u0000" in text else text)
+
+
+_COMPACT = (",", ":")
 
 
 def _res(width: int | None, height: int | None) -> str | None:
