@@ -284,3 +284,26 @@ def test_api_batch_twice_and_agency_rules(app, session, project, client):
     assert too_big.status_code == 413 and "body" in too_big.get_json()["detail"]
     doc = client.get("/api/v1/openapi.json", headers=admin).get_json()
     assert "post" in doc["paths"]["/observations"]
+
+
+def test_update_rows_writes_scalars_exactly_and_refuses_json(app, session):
+    """``update_rows`` (the batch's one UPDATE per table): datetimes to the microsecond in UTC, None and
+    integers as given, each row by its id, other rows untouched; a JSON column is refused by name."""
+    from datetime import datetime, timezone
+
+    from cctv_monitor.scan.ids import update_rows
+
+    devices = [Device(address=f"127.0.9.{i}:80", macs=[]) for i in range(3)]
+    session.add_all(devices)
+    session.commit()
+    ids = [d.id for d in devices]
+    seen = datetime(2026, 12, 1, 7, 30, 15, 123456, tzinfo=timezone.utc)
+    with get_db(app).engine.begin() as conn:
+        update_rows(conn, Device.__table__, ("last_seen", "last_ok", "last_observation_id"),
+                    [(ids[0], seen, None, 41), (ids[1], seen + timedelta(seconds=1), seen, None)])
+        with pytest.raises(TypeError, match="device.macs is JSON"):
+            update_rows(conn, Device.__table__, ("macs",), [(ids[0], ["aa"])])
+    session.expire_all()
+    got = {d.id: (d.last_seen, d.last_ok, d.last_observation_id) for d in session.scalars(select(Device))}
+    assert got == {ids[0]: (seen, None, 41), ids[1]: (seen + timedelta(seconds=1), seen, None),
+                   ids[2]: (None, None, None)}

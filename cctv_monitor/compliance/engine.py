@@ -6,7 +6,7 @@ and the tests.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from probes.results import Observation, ProbeStatus
 
@@ -108,14 +108,27 @@ def evaluate_device(obs: Observation, spec: Spec, *, registered: bool = True) ->
             message_en=f"The camera names another host ({host}) than {obs.host} for its streams or services; "
                        f"no credential was sent to {host}"))
     ctx = DeviceContext.build(obs)
-    for key, rule_cls in RULES.items():
-        requirement = spec.requirement(key)
-        if requirement is None:
-            if not rule_cls.always:
-                continue
-            requirement = rule_cls.default_requirement(spec.source)
-        findings.extend(rule_cls(requirement).evaluate(ctx))
+    for rule in _bound_rules(spec):
+        findings.extend(rule.evaluate(ctx))
     return findings
+
+
+def _bound_rules(spec: Spec) -> tuple[Any, ...]:
+    """The rules ``spec`` applies, bound to its requirements; made once per spec (a scan evaluates every
+    camera of a project against the same one). Rules keep nothing between evaluations."""
+    bound = spec.__dict__.get("_bound_rules")
+    if bound is None:
+        rules = []
+        for key, rule_cls in RULES.items():
+            requirement = spec.requirement(key)
+            if requirement is None:
+                if not rule_cls.always:
+                    continue
+                requirement = rule_cls.default_requirement(spec.source)
+            rules.append(rule_cls(requirement))
+        bound = tuple(rules)
+        object.__setattr__(spec, "_bound_rules", bound)  # a cache beside the frozen fields, not one of them
+    return bound
 
 
 def evaluate_project(spec: Spec, *, approved_count: int, found_count: int,

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import func, literal, select, text, union_all
+from sqlalchemy import Connection, Engine, func, literal, select, text, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -200,7 +200,7 @@ class IngestCache:
         """The kept state of ``run_id`` (removed: it is put back only after a successful batch)."""
         warm = self._runs.pop(run_id, None)
         if warm is not None and time.monotonic() - warm.born > self.max_age_s:
-            warm.session.close()
+            _close(warm.session)
             return None
         return warm
 
@@ -208,13 +208,13 @@ class IngestCache:
         """Keep the state after a committed batch; the oldest run is dropped past ``max_runs``."""
         self._runs[run_id] = warm
         while len(self._runs) > self.max_runs:
-            self._runs.popitem(last=False)[1].session.close()
+            _close(self._runs.popitem(last=False)[1].session)
 
     def forget(self, run_id: int) -> None:
         """Drop a run's state (it closed)."""
         warm = self._runs.pop(run_id, None)
         if warm is not None:
-            warm.session.close()
+            _close(warm.session)
 
     def clear(self) -> None:
         """Drop every run's state."""
@@ -312,12 +312,12 @@ def ingest(session_factory: SessionFactory, run: RunRef, observations: Iterable[
     warm = cache.take(run.id) if cache is not None else None
     if warm is not None and not _reuse(warm, run):
         warm.session.rollback()
-        warm.session.close()
+        _close(warm.session)
         warm = None
     if warm is not None:
         session, ingestor = warm.session, warm.ingestor
     else:
-        session = session_factory()
+        session = _session(session_factory, own_connection=cache is not None)
     kept = False
     try:
         if warm is None:
@@ -369,7 +369,25 @@ def ingest(session_factory: SessionFactory, run: RunRef, observations: Iterable[
         return result
     finally:
         if not kept:
-            session.close()
+            _close(session)
+
+
+def _session(session_factory: SessionFactory, *, own_connection: bool) -> Session:
+    """A session; with ``own_connection`` (kept by an :class:`IngestCache`) bound to a connection of its own
+    that it keeps across its commits. A session of the factory gives its connection back to the pool at
+    every commit and takes one again for the next batch: a ping and a reset, two round trips a batch."""
+    engine = getattr(session_factory, "kw", {}).get("bind") if own_connection else None
+    if not isinstance(engine, Engine):
+        return session_factory()
+    return session_factory(bind=engine.connect())
+
+
+def _close(session: Session) -> None:
+    """Close ``session`` and the connection it was given by :func:`_session`, if any."""
+    bind = session.bind
+    session.close()
+    if isinstance(bind, Connection):
+        bind.close()
 
 
 def _one_by_one(session: Session, run: RunRef, scope: ScanScope, fresh: list[ObsData], skipped: int,
