@@ -3,10 +3,10 @@
 Three simulated fleets on loopback (no namespaces needed), each the cameras of one zone, every request
 delayed (200 ms by default, like a slow district link). The same distributed scan runs twice: once with ONE
 zone worker consuming all three queues, once with THREE workers, one per zone; every worker has the same
-per-unit probe concurrency (64). Then ingest alone: the observations of the last run written again through
-the ingest boundary into a new run, from the dicts a batch message carries, as the ingest worker takes them
-(with its collector setting, ``collect_less``); three such passes, the median counts (observations/s into
-the database). Prints cameras/s for each, the
+per-unit probe concurrency (64). Then ingest alone: the observations of the last run recorded again into a
+new run as the ingest worker records them, without the broker: the dicts of batch messages, 64 a unit,
+through its task's code (``Ingest.batch``), with its collector setting (``collect_less``); three such passes,
+the median counts (observations/s into the database). Prints cameras/s for each, the
 ratio, the ingest rate, and ``lost: N`` / ``duplicated: N`` (cameras missing from or doubled in the
 database after the runs), then the targets.
 
@@ -401,36 +401,49 @@ def _ingest_only(args: argparse.Namespace) -> int:
 
 
 def _ingest_alone(app, session, run_id: int, passes: int = PASSES) -> float:  # noqa: ANN001
-    """Observations/s through the ingest boundary, as the ingest worker takes them: the run's observations
-    again as the dicts a batch message carries (new ids), in batches of 64, each rebuilt (and sanitised) by
-    ``from_dict`` and recorded with the run's indexes kept between batches. ``passes`` runs (like successive
-    scans of the same cameras); each pass's rate is printed and the median returned."""
+    """Observations/s as the ingest worker records them: the run's observations again (new ids) as the dicts
+    of batch messages, 64 a unit, each through ``Ingest.batch`` (the ingest worker's task without the
+    broker: checks, ``from_dict``, the ingest boundary, the unit counted done in the batch's transaction),
+    with one ``Ingest`` (and its kept indexes) for all. Each pass is a distributed run with a unit more than
+    it is fed, so it stays open while timed; it is closed after. ``passes`` runs (like successive scans of
+    the same cameras); each pass's rate is printed and the median returned."""
+    from datetime import timedelta
+
     from sqlalchemy import select
 
     from cctv_monitor.db import get_db
-    from cctv_monitor.models import Observation
-    from cctv_monitor.scan.ingest import IngestCache, ingest
-    from cctv_monitor.scan.runs import close_run, default_owner, open_run
+    from cctv_monitor.ingest import Ingest
+    from cctv_monitor.models import Observation, ScanRun, ScanUnit, Site, utcnow
+    from cctv_monitor.scan.runs import default_owner, hand_off, open_run
     from cctv_monitor.scan.settings import ScanSettings
-    from probes.results import Observation as ObsData
 
     data = list(session.scalars(select(Observation.data).where(Observation.scan_run_id == run_id)))
+    target = "range:" + ",".join(net for ranges in session.scalars(select(Site.address_ranges)) for net in ranges)
     factory = get_db(app).sessionmaker
     settings = ScanSettings.from_mapping(app.config)
+    worker = Ingest(app)
     rates = []
     for number in range(passes):
         messages = [{**d, "observation_id": uuid.uuid4().hex} for d in data]
-        ref = open_run(factory, target=None, source="worker", owner=default_owner(),
+        chunks = [messages[start:start + 64] for start in range(0, len(messages), 64)]
+        ref = open_run(factory, target=target, source="worker", owner=default_owner(),
                        client_run_id=f"ingest-{run_id}-{number}", settings=settings)
-        cache = IngestCache()
+        hand_off(ref.id)  # closed by the ingest side, as a distributed run is
+        with factory() as s:
+            run = s.get(ScanRun, ref.id)
+            run.distributed, run.deadline = True, utcnow() + timedelta(hours=1)
+            units = [ScanUnit(scan_run_id=ref.id, zone="bench", seq=seq, state="queued", attempts=0, observations=0,
+                              addresses=[m["address"] for m in chunk]) for seq, chunk in enumerate([*chunks, []])]
+            s.add_all(units)
+            s.commit()
+            unit_ids = [u.id for u in units]
         started = time.monotonic()
-        for start in range(0, len(messages), 64):
-            ingest(factory, ref, [ObsData.from_dict(m) for m in messages[start:start + 64]], settings=settings,
-                   cache=cache)
+        for unit_id, chunk in zip(unit_ids, chunks):
+            worker.batch(ref.id, unit_id, chunk)
         elapsed = time.monotonic() - started
-        cache.clear()
-        close_run(factory, ref, complete=False, settings=settings)
+        worker.close(ref.id)
         rates.append(len(messages) / elapsed if elapsed else 0.0)
+    worker.release()
     print(f"ingest passes ({len(data)} observations each): {', '.join(f'{r:.0f}' for r in rates)} observations/s")
     return sorted(rates)[len(rates) // 2]
 

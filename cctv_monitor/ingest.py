@@ -11,18 +11,20 @@ run" (last status kept) and closes the run without claiming the whole target: no
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
 
 from celery import Celery
 from flask import Flask
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from cctv_monitor.db import get_db
 from cctv_monitor.models import Device, ScanRun, ScanUnit, utcnow
 from cctv_monitor.queueing import CLOSE_AT_DEADLINE, INGEST_BATCH, UNIT_EVENT, make_celery
 from cctv_monitor.scan.errors import RunClosedError
-from cctv_monitor.scan.ingest import IngestCache, ingest
+from cctv_monitor.scan.ingest import IngestCache, IngestResult, close_session, dedicated_session, ingest
 from cctv_monitor.scan.runs import RunRef, close_run
 from cctv_monitor.scan.settings import ScanSettings
 from cctv_monitor.statuses import ScanState
@@ -45,38 +47,73 @@ class Ingest:
         self.settings = ScanSettings.from_mapping(app.config)
         # The recorder's indexes of each run, kept between its batches (the worker's solo pool: one thread).
         self.cache = IngestCache()
+        #: Open runs' handles and settings, looked up once a run (a closed run is refused by the ingest).
+        self.runs: OrderedDict[int, tuple[RunRef, ScanSettings]] = OrderedDict()
+        self._checks: Session | None = None  # the units' states are read on a connection kept for it
 
-    def _run(self, run_id: int) -> tuple[RunRef, ScanSettings] | None:
+    def _run(self, session: Any, run_id: int) -> tuple[RunRef, ScanSettings] | None:
         """The handle of an open distributed run and settings whose lease reaches past its deadline."""
         from cctv_monitor.dispatch import LEASE_MARGIN_S
 
-        with self.factory() as session:
-            row = session.get(ScanRun, run_id)
-            if row is None or row.state != ScanState.RUNNING.value or not row.distributed:
-                return None
-            ref = RunRef(row.id, f"{row.target_kind}:{row.target_value}", row.source or "worker",
-                         row.lease_owner or "zones", row.client_run_id)
-            left = (row.deadline - utcnow()).total_seconds() if row.deadline else 0.0
-            return ref, replace(self.settings, lease_s=max(self.settings.lease_s, left + LEASE_MARGIN_S))
+        row = session.get(ScanRun, run_id)
+        if row is None or row.state != ScanState.RUNNING.value or not row.distributed:
+            return None
+        ref = RunRef(row.id, f"{row.target_kind}:{row.target_value}", row.source or "worker",
+                     row.lease_owner or "zones", row.client_run_id)
+        left = (row.deadline - utcnow()).total_seconds() if row.deadline else 0.0
+        return ref, replace(self.settings, lease_s=max(self.settings.lease_s, left + LEASE_MARGIN_S))
+
+    def release(self) -> None:
+        """Give back the connections kept between batches (the kept indexes and the units' reader)."""
+        self.cache.clear()
+        if self._checks is not None:
+            close_session(self._checks)
+            self._checks = None
+
+    def _open_run(self, run_id: int) -> tuple[RunRef, ScanSettings] | None:
+        """:meth:`_run`, looked up once per run and kept while it is open (at most 64 runs)."""
+        found = self.runs.get(run_id)
+        if found is None:
+            with self.factory() as session:
+                found = self._run(session, run_id)
+            if found is not None:
+                self.runs[run_id] = found
+                while len(self.runs) > 64:
+                    self.runs.popitem(last=False)
+        return found
+
+    def _unit_open(self, run_id: int, unit_id: int) -> bool:
+        """The unit belongs to the run and is still queued or running (read on a connection kept for it)."""
+        if self._checks is None:
+            self._checks = dedicated_session(self.factory)
+        session = self._checks
+        try:
+            row = session.execute(select(ScanUnit.scan_run_id, ScanUnit.state).where(ScanUnit.id == unit_id)).first()
+            session.rollback()  # ends the read: the next one sees what was committed since
+        except Exception:
+            close_session(session)  # e.g. the connection was lost: a new one next time
+            self._checks = None
+            raise
+        return row is not None and row[0] == run_id and row[1] in OPEN_UNIT_STATES
 
     def batch(self, run_id: int, unit_id: int, observations: list[dict[str, Any]]) -> int:
-        """Record one unit's observations (ids already stored are skipped); returns how many were new."""
+        """Record one unit's observations (ids already stored are skipped); returns how many were new.
+
+        The unit is counted done in the batch's own transaction (one commit a batch): the run's row, which
+        every batch of the run locks first, makes batches of one run take turns, so the count of units still
+        open, read in that transaction, is true; whoever counts the last one closes the run after the commit.
+        """
         with self.app.app_context():
-            found = self._run(run_id)
+            found = self._open_run(run_id)
             if found is None:
                 LOGGER.warning("batch of unit %s arrived after run %s closed; dropped", unit_id, run_id)
                 return 0
+            if not self._unit_open(run_id, unit_id):
+                return 0  # counted before (a redelivered unit), or expired at the deadline
             ref, settings = found
-            with self.factory() as session:
-                unit = session.get(ScanUnit, unit_id)
-                if unit is None or unit.scan_run_id != run_id or unit.state not in OPEN_UNIT_STATES:
-                    return 0  # counted before (a redelivered unit), or expired at the deadline
-            try:
-                result = ingest(self.factory, ref, [ObsData.from_dict(o) for o in observations], settings=settings,
-                                cache=self.cache)
-            except RunClosedError:
-                return 0
-            with self.factory() as session:
+            last: list[bool] = []
+
+            def count_unit(session: Any, result: IngestResult) -> None:
                 # A device reached again is no longer stale from an earlier run's offline zone. Looked up first:
                 # an UPDATE, even of no row, counts as a write to the inventory, and the next batch would load
                 # the recorder's indexes afresh (cctv_monitor.scan.ingest.IngestCache).
@@ -92,9 +129,17 @@ class Ingest:
                                                                  ScanUnit.state.in_(OPEN_UNIT_STATES))
                                           .values(state="done", observations=len(observations), finished=utcnow(),
                                                   **problem))
-                session.commit()
-                if counted.rowcount:
-                    self._maybe_close(session, run_id)
+                last[:] = [bool(counted.rowcount) and not _open_units(session, run_id)]
+
+            try:
+                result = ingest(self.factory, ref, [ObsData.from_dict(o) for o in observations], settings=settings,
+                                cache=self.cache, before_commit=count_unit)
+            except RunClosedError:
+                self.runs.pop(run_id, None)
+                LOGGER.warning("batch of unit %s arrived after run %s closed; dropped", unit_id, run_id)
+                return 0
+            if last and last[0]:
+                self.close(run_id)
             return result.new
 
     def event(self, run_id: int, unit_id: int, state: str, **extra: Any) -> None:
@@ -117,16 +162,16 @@ class Ingest:
                 self._maybe_close(session, run_id)
 
     def _maybe_close(self, session: Any, run_id: int) -> None:
-        open_units = session.scalar(select(func.count()).select_from(ScanUnit).where(
-            ScanUnit.scan_run_id == run_id, ScanUnit.state.in_(OPEN_UNIT_STATES)))
-        if not open_units:
+        if not _open_units(session, run_id):
             self.close(run_id)
 
     def close(self, run_id: int) -> bool:
         """Close the run; units still open expire and their devices are "not reached"; False if closed."""
         self.cache.forget(run_id)
+        self.runs.pop(run_id, None)
         with self.app.app_context():
-            found = self._run(run_id)
+            with self.factory() as session:
+                found = self._run(session, run_id)
             if found is None:
                 return False
             ref, settings = found
@@ -169,6 +214,12 @@ class Ingest:
                 LOGGER.exception("alert delivery for scan run %s failed", run_id)
             LOGGER.info("run %s closed (%s)%s", run_id, summary.coverage, f": {'; '.join(problems)}" if problems else "")
             return True
+
+
+def _open_units(session: Any, run_id: int) -> int:
+    """How many units of the run are still queued or running."""
+    return session.scalar(select(func.count()).select_from(ScanUnit).where(
+        ScanUnit.scan_run_id == run_id, ScanUnit.state.in_(OPEN_UNIT_STATES)))
 
 
 def build_ingest_app(app: Flask) -> Celery:

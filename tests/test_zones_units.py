@@ -125,3 +125,57 @@ sites:
     assert good.exit_code == 0, good.output
     zones = dict(session.execute(select(Site.code, Site.zone)).all())
     assert zones == {"far": "maesai-border", "near": "central"}
+
+
+def test_ingest_batch_counts_its_unit_in_the_same_transaction_and_closes_the_run(app, session):
+    """The ingest worker's task without the broker: a unit's batch is recorded and the unit counted done in
+    one transaction; a redelivered batch of a counted unit stores nothing; a device its zone had left
+    "not reached" is no longer stale once reached; the batch that counts the last unit closes the run."""
+    from datetime import timedelta
+    from uuid import uuid4
+
+    from cctv_monitor.db import get_db
+    from cctv_monitor.ingest import Ingest
+    from cctv_monitor.models import Device, Observation, ScanRun, ScanUnit, utcnow
+    from cctv_monitor.scan.runs import hand_off, open_run
+    from cctv_monitor.scanning import import_observations
+    from tests.scan_helpers import make_obs
+
+    hosts = ["127.31.5.1", "127.31.5.2", "127.31.5.3"]
+    add_project(session, code="P-I", agency_code="ag-i", ranges=("127.31.5.0/29",), ports=[8000], site_code="i")
+    import_observations(app, "project", "P-I", [make_obs(h) for h in hosts], deliver_alerts=False)
+    stale = session.scalar(select(Device).where(Device.address == "127.31.5.3:8000"))
+    stale.not_reached_run_id = 1
+    session.commit()
+    factory = get_db(app).sessionmaker
+    ref = open_run(factory, target="range:127.31.5.0/29", source="worker", owner="zones:test", client_run_id="units")
+    hand_off(ref.id)
+    run = session.get(ScanRun, ref.id)
+    run.distributed, run.deadline = True, utcnow() + timedelta(hours=1)
+    units = [ScanUnit(scan_run_id=ref.id, zone="central", seq=i, state="queued", addresses=a, attempts=0,
+                      observations=0) for i, a in enumerate([hosts[:2], hosts[2:]])]
+    session.add_all(units)
+    session.commit()
+    first, second = ([{**make_obs(h).to_dict(), "observation_id": uuid4().hex} for h in part]
+                     for part in (hosts[:2], hosts[2:]))
+    worker = Ingest(app)
+    try:
+        _feed_two_units(worker, session, ref, units, first, second, stale)
+    finally:
+        worker.release()
+    stored = session.scalars(select(Observation.address).where(Observation.scan_run_id == ref.id)).all()
+    assert sorted(stored) == [f"{h}:8000" for h in hosts]
+
+
+def _feed_two_units(worker, session, ref, units, first, second, stale) -> None:
+    from cctv_monitor.models import Device, ScanRun
+
+    assert worker.batch(ref.id, units[0].id, first) == 2
+    session.expire_all()
+    assert units[0].state == "done" and units[0].observations == 2 and units[1].state == "queued"
+    assert session.get(ScanRun, ref.id).state == "running"
+    assert worker.batch(ref.id, units[0].id, first) == 0  # redelivered after it was counted
+    assert worker.batch(ref.id, units[1].id, second) == 1
+    session.expire_all()
+    assert units[1].state == "done" and session.get(ScanRun, ref.id).state != "running"
+    assert session.get(Device, stale.id).not_reached_run_id is None

@@ -36,7 +36,7 @@ from probes.results import Observation as ObsData
 LOGGER = logging.getLogger(__name__)
 
 __all__ = ["Expander", "EXPANDERS", "IngestResult", "Ingestor", "IngestCache", "ingest", "scope_of", "expanders",
-           "collect_less"]
+           "collect_less", "dedicated_session", "close_session"]
 
 #: ``expand(observation) -> list[observation]``; return ``[observation]`` for one it does not concern.
 Expander = Callable[[ObsData], list[ObsData]]
@@ -200,7 +200,7 @@ class IngestCache:
         """The kept state of ``run_id`` (removed: it is put back only after a successful batch)."""
         warm = self._runs.pop(run_id, None)
         if warm is not None and time.monotonic() - warm.born > self.max_age_s:
-            _close(warm.session)
+            close_session(warm.session)
             return None
         return warm
 
@@ -208,13 +208,13 @@ class IngestCache:
         """Keep the state after a committed batch; the oldest run is dropped past ``max_runs``."""
         self._runs[run_id] = warm
         while len(self._runs) > self.max_runs:
-            _close(self._runs.popitem(last=False)[1].session)
+            close_session(self._runs.popitem(last=False)[1].session)
 
     def forget(self, run_id: int) -> None:
         """Drop a run's state (it closed)."""
         warm = self._runs.pop(run_id, None)
         if warm is not None:
-            _close(warm.session)
+            close_session(warm.session)
 
     def clear(self) -> None:
         """Drop every run's state."""
@@ -301,23 +301,27 @@ def _reuse(warm: _Warm, run: RunRef) -> bool:
 
 def ingest(session_factory: SessionFactory, run: RunRef, observations: Iterable[ObsData], *,
            settings: ScanSettings | None = None, keep_results: bool = False,
-           cache: IngestCache | None = None) -> IngestResult:
+           cache: IngestCache | None = None,
+           before_commit: Callable[[Session, IngestResult], None] | None = None) -> IngestResult:
     """Record a batch into an open run (one transaction) and renew its lease; already stored ids are skipped.
 
     With ``cache`` (a long-running process feeding many batches) the recorder's indexes are kept between
-    batches of a run while nobody else changes the inventory (:class:`IngestCache`).
+    batches of a run while nobody else changes the inventory (:class:`IngestCache`). ``before_commit``
+    writes the caller's own rows in the batch's transaction, after the batch's (e.g. the ingest worker
+    counting its unit done): ``before_commit(session, result)``. Devices it changes must be changed through
+    the session (an ORM update), so indexes kept in that session stay true.
     """
     settings = settings or ScanSettings()
     given = list(observations)
     warm = cache.take(run.id) if cache is not None else None
     if warm is not None and not _reuse(warm, run):
         warm.session.rollback()
-        _close(warm.session)
+        close_session(warm.session)
         warm = None
     if warm is not None:
         session, ingestor = warm.session, warm.ingestor
     else:
-        session = _session(session_factory, own_connection=cache is not None)
+        session = dedicated_session(session_factory) if cache is not None else session_factory()
     kept = False
     try:
         if warm is None:
@@ -347,6 +351,9 @@ def ingest(session_factory: SessionFactory, run: RunRef, observations: Iterable[
                     ingestor.add(obs)
             _touch(ingestor, settings, len(fresh))
             ingestor.write()
+            result = IngestResult(len(fresh), skipped, 0, ingestor.recorder.results)
+            if before_commit is not None:
+                before_commit(session, result)
             stamp = None
             if cache is not None and _versioned(session):
                 stamp = warm.stamp if warm is not None else (None if claimed is None else (claimed,))
@@ -355,12 +362,12 @@ def ingest(session_factory: SessionFactory, run: RunRef, observations: Iterable[
                 # the same stamp unless someone else committed since (then it loads afresh: see _reuse).
                 stamp = _stamp(session)
             session.commit()
-            result = IngestResult(len(fresh), skipped, 0, ingestor.recorder.results)
         except Exception:  # noqa: BLE001 - one broken observation must not lose the batch
             session.rollback()
             LOGGER.warning("run #%s: a batch of %d failed as a whole; recording it one by one", run.id, len(fresh),
                            exc_info=True)
-            return _one_by_one(session, run, ingestor.recorder.scope, fresh, skipped, settings, keep_results)
+            return _one_by_one(session, run, ingestor.recorder.scope, fresh, skipped, settings, keep_results,
+                               before_commit)
         if cache is not None:
             warm = warm or _Warm(session, ingestor)
             warm.stamp = stamp
@@ -369,21 +376,22 @@ def ingest(session_factory: SessionFactory, run: RunRef, observations: Iterable[
         return result
     finally:
         if not kept:
-            _close(session)
+            close_session(session)
 
 
-def _session(session_factory: SessionFactory, *, own_connection: bool) -> Session:
-    """A session; with ``own_connection`` (kept by an :class:`IngestCache`) bound to a connection of its own
-    that it keeps across its commits. A session of the factory gives its connection back to the pool at
-    every commit and takes one again for the next batch: a ping and a reset, two round trips a batch."""
-    engine = getattr(session_factory, "kw", {}).get("bind") if own_connection else None
+def dedicated_session(session_factory: SessionFactory) -> Session:
+    """A session bound to a connection of its own, which it keeps across its commits (for a session kept
+    between batches). A session of the factory gives its connection back to the pool at every commit and
+    takes one again for the next batch: a ping and a reset, two round trips a batch. Close it with
+    :func:`close_session`."""
+    engine = getattr(session_factory, "kw", {}).get("bind")
     if not isinstance(engine, Engine):
         return session_factory()
     return session_factory(bind=engine.connect())
 
 
-def _close(session: Session) -> None:
-    """Close ``session`` and the connection it was given by :func:`_session`, if any."""
+def close_session(session: Session) -> None:
+    """Close ``session`` and the connection it was given by :func:`dedicated_session`, if any."""
     bind = session.bind
     session.close()
     if isinstance(bind, Connection):
@@ -391,7 +399,8 @@ def _close(session: Session) -> None:
 
 
 def _one_by_one(session: Session, run: RunRef, scope: ScanScope, fresh: list[ObsData], skipped: int,
-                settings: ScanSettings, keep_results: bool) -> IngestResult:
+                settings: ScanSettings, keep_results: bool,
+                before_commit: Callable[[Session, IngestResult], None] | None = None) -> IngestResult:
     """The slow path: each observation in a transaction of its own; broken ones are logged and skipped."""
     ingestor = Ingestor(session, run, scope, keep_results=keep_results, autocommit=True)
     new = failed = 0
@@ -404,9 +413,14 @@ def _one_by_one(session: Session, run: RunRef, scope: ScanScope, fresh: list[Obs
             failed += 1
             LOGGER.exception("%s: recording the observation failed; skipped", obs.address)
             ingestor.forget_failed()
+    # The run's row again, as every batch holds it to its commit (batches take turns), with its current counts.
+    _lock_run_row(session, ingestor.row)
     _touch(ingestor, settings, new)
+    result = IngestResult(new, skipped, failed, ingestor.recorder.results)
+    if before_commit is not None:
+        before_commit(session, result)
     session.commit()
-    return IngestResult(new, skipped, failed, ingestor.recorder.results)
+    return result
 
 
 def _touch(ingestor: Ingestor, settings: ScanSettings, added: int) -> None:
