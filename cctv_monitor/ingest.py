@@ -120,15 +120,19 @@ class Ingest:
                 stale = list(session.scalars(select(Device.id).where(
                     Device.not_reached_run_id.is_not(None),
                     Device.address.in_([o.get("address") for o in observations]))))
+                # The session holds the kept indexes (thousands of objects): "fetch" finds the changed devices
+                # among them by key; the default would test every object of the session against the criteria.
                 if stale:
-                    session.execute(update(Device).where(Device.id.in_(stale)).values(not_reached_run_id=None))
+                    session.execute(update(Device).where(Device.id.in_(stale)).values(not_reached_run_id=None)
+                                    .execution_options(synchronize_session="fetch"))
                 # Broken observations get no receipt: said on the unit, so a lost camera is never silent.
                 problem = {"error": f"{result.failed} observation(s) could not be recorded (see the ingest "
                                     "worker's log)"} if result.failed else {}
                 counted = session.execute(update(ScanUnit).where(ScanUnit.id == unit_id,
                                                                  ScanUnit.state.in_(OPEN_UNIT_STATES))
                                           .values(state="done", observations=len(observations), finished=utcnow(),
-                                                  **problem))
+                                                  **problem)
+                                          .execution_options(synchronize_session=False))  # no unit in the session
                 last[:] = [bool(counted.rowcount) and not _open_units(session, run_id)]
 
             try:

@@ -46,13 +46,16 @@ class IdentityIndex:
 
     def index(self, device: Device) -> None:
         """Add (or refresh) one device in the MAC, serial and address indexes."""
-        for mac in [device.mac, *(device.macs or [])]:
+        # Each attribute read once (an ORM attribute is a descriptor call): this runs for every device
+        # loaded and every camera recorded.
+        device_id, serial, address = device.id, device.serial, device.address
+        for mac in (device.mac, *(device.macs or ())):
             if mac and is_valid_mac(mac):
-                self.by_mac.setdefault(mac, device.id)
-        if device.serial and not is_placeholder_serial(device.serial):
-            self.by_serial.setdefault(device.serial, device.id)
-        if device.address:
-            self.by_address[device.address] = device.id
+                self.by_mac.setdefault(mac, device_id)
+        if serial and not is_placeholder_serial(serial):
+            self.by_serial.setdefault(serial, device_id)
+        if address:
+            self.by_address[address] = device_id
 
     def claim(self, device: Device, macs: Sequence[str], address: str) -> None:
         """Remember that ``device`` answered at ``address`` with ``macs`` in this run (after its commit)."""
