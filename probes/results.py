@@ -292,10 +292,13 @@ def _clean(value: Any, key: str = "") -> Any:
         if key in _NOT_TEXT or ("=" not in value and "@" not in value):
             return value
         return redact_text(value)
-    if isinstance(value, dict):  # numbers, booleans and None (half the leaves) need no call
-        return {k: v if type(v) in _NUMBERS else _clean(v, str(k)) for k, v in value.items()}
+    # Numbers, booleans, None and plain text (most leaves) are settled here, without a call each.
+    if isinstance(value, dict):
+        return {k: v if (t := type(v)) in _NUMBERS or t is str and v.isprintable() and "=" not in v and "@" not in v
+                else _clean(v, str(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [v if type(v) in _NUMBERS else _clean(v, key) for v in value]
+        return [v if (t := type(v)) in _NUMBERS or t is str and v.isprintable() and "=" not in v and "@" not in v
+                else _clean(v, key) for v in value]
     return value
 
 
