@@ -96,11 +96,14 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _finding_json(f: Finding) -> dict[str, Any]:
+def _finding_json(f: Finding, confirmed: Any = None) -> dict[str, Any]:
+    """A finding; ``confirmed``: when its device's latest observation was made, which confirms an active
+    device finding (its row is not rewritten while it holds), shown as its ``last_seen``."""
+    last_seen = confirmed if confirmed is not None and f.active and f.device_id is not None else f.last_seen
     return {"id": f.id, "device_id": f.device_id, "project_id": f.project_id, "rule_id": f.rule_id,
             "severity": f.severity, "subject": f.subject, "expected": f.expected, "observed": f.observed,
             "source": f.source, "message_th": f.message_th, "message_en": f.message_en, "active": f.active,
-            "first_seen": _iso(f.first_seen), "last_seen": _iso(f.last_seen), "resolved_at": _iso(f.resolved_at)}
+            "first_seen": _iso(f.first_seen), "last_seen": _iso(last_seen), "resolved_at": _iso(f.resolved_at)}
 
 
 def _page_json(items: list[Any], total: int, page: int, per_page: int) -> dict[str, Any]:
@@ -130,7 +133,8 @@ def device(device_id: int) -> Any:
         return _error(404, f"device {device_id} not found")
     obs = session.get(Observation, row.last_observation_id) if row.last_observation_id else None
     body = device_to_dict(row, obs.data if obs is not None else None)
-    body["findings"] = [_finding_json(f) for f in queries.device_findings(session, row.id)]
+    confirmed = obs.observed_at if obs is not None else None
+    body["findings"] = [_finding_json(f, confirmed) for f in queries.device_findings(session, row.id)]
     return jsonify(body)
 
 
@@ -144,8 +148,9 @@ def findings() -> Any:
     if rule:
         filters = replace(filters, finding=rule)
     session = get_session()
-    stmt = (select(Finding).select_from(Device)
+    stmt = (select(Finding, queries.LastObs.observed_at).select_from(Device)
             .join(Finding, and_(Finding.device_id == Device.id, Finding.active.is_(True)))
+            .outerjoin(queries.LastObs, queries.LastObs.id == Device.last_observation_id)
             .outerjoin(Agency, Agency.id == Device.agency_id).outerjoin(Project, Project.id == Device.project_id))
     stmt = device_scope(stmt, _principal())
     conds = queries.device_conditions(filters)
@@ -154,9 +159,10 @@ def findings() -> Any:
     if conds:
         stmt = stmt.where(and_(*conds))
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    rows = session.scalars(stmt.order_by(Finding.id).limit(filters.per_page)
+    rows = session.execute(stmt.order_by(Finding.id).limit(filters.per_page)
                            .offset((filters.page - 1) * filters.per_page))
-    return jsonify(_page_json([_finding_json(f) for f in rows], total, filters.page, filters.per_page))
+    return jsonify(_page_json([_finding_json(f, confirmed) for f, confirmed in rows], total, filters.page,
+                              filters.per_page))
 
 
 @bp.get("/projects")

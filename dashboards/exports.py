@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Iterable, Iterator, Sequence
 
 from openpyxl import Workbook
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from cctv_monitor.models import Agency, Device, Finding, Project
@@ -90,12 +90,15 @@ def device_rows(session: Session, filters: DeviceFilters, user: Any, lang: str) 
 
 
 def finding_rows(session: Session, filters: DeviceFilters, user: Any, lang: str) -> Iterator[list[Any]]:
-    """Export rows for the active findings of devices matching ``filters``."""
+    """Export rows for the active findings of devices matching ``filters``; an active finding was last
+    confirmed by its device's latest observation (its "last seen")."""
     stmt = (select(Finding.device_id, Device.name, Device.address, Device.mac, Agency.code, Project.code,
                    Finding.rule_id, Finding.severity, Finding.subject, Finding.expected, Finding.observed,
-                   Finding.source, Finding.message_th, Finding.message_en, Finding.first_seen, Finding.last_seen)
+                   Finding.source, Finding.message_th, Finding.message_en, Finding.first_seen,
+                   func.coalesce(LastObs.observed_at, Finding.last_seen))
             .select_from(Device)
             .join(Finding, and_(Finding.device_id == Device.id, Finding.active.is_(True)))
+            .outerjoin(LastObs, LastObs.id == Device.last_observation_id)
             .outerjoin(Agency, Agency.id == Device.agency_id)
             .outerjoin(Project, Project.id == Device.project_id))
     stmt = device_scope(stmt, user)

@@ -76,7 +76,10 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "rule_id": {"type": "string"}, "severity": {"type": "string"}, "subject": _NULL_STR,
                     "expected": _NULL_STR, "observed": _NULL_STR, "source": _NULL_STR,
                     "message_th": {"type": "string"}, "message_en": {"type": "string"},
-                    "active": {"type": "boolean"}, "first_seen": _NULL_STR, "last_seen": _NULL_STR}},
+                    "active": {"type": "boolean"}, "first_seen": _NULL_STR,
+                    "last_seen": {**_NULL_STR, "description": "last confirmed: for an active device finding, "
+                                  "when the device's latest observation was made; for a resolved one, the "
+                                  "observation before the one that resolved it"}}},
                 "Project": {"type": "object", "properties": {
                     "id": {"type": "integer"}, "code": {"type": "string"}, "agency": {"type": "string"},
                     "approved_count": {"type": "integer"}, "found": {"type": "integer"},

@@ -130,6 +130,38 @@ def test_drift_compares_with_the_last_ok_observation_across_a_failed_scan(app, s
     assert cam.last_ok_observation_id == cam.last_observation_id != first_ok
 
 
+def test_a_holding_finding_is_not_rewritten_and_its_last_confirmation_is_the_devices_latest_observation(
+        app, session, project):
+    """A finding that holds scan after scan keeps its row as raised (run, observation, time); what confirms
+    it is the device's latest observation, which the API shows as its ``last_seen``. Resolved, it names the
+    last observation that confirmed it."""
+    from dashboards.api import _finding_json
+
+    def resolution_finding() -> Finding:
+        session.expire_all()
+        return session.scalar(select(Finding).where(Finding.rule_id == "resolution"))
+
+    low = [make_obs("127.0.1.11", width=1280, height=720), make_obs("127.0.1.12"), make_obs("127.0.1.13")]
+    run1 = _scan(app, low)
+    raised = resolution_finding()
+    cam = session.get(Device, raised.device_id)
+    first_obs, first_seen = cam.last_observation_id, raised.last_seen
+    assert raised.scan_run_id == run1 and raised.observation_id == first_obs and first_seen == raised.first_seen
+    _scan(app, [make_obs("127.0.1.11", width=1280, height=720), make_obs("127.0.1.12"), make_obs("127.0.1.13")])
+    held = resolution_finding()
+    cam = session.get(Device, held.device_id)
+    second_obs = cam.last_observation_id
+    assert second_obs != first_obs and held.active
+    assert (held.scan_run_id, held.observation_id, held.last_seen) == (run1, first_obs, first_seen)
+    confirmed = session.get(Observation, second_obs).observed_at
+    assert _finding_json(held, confirmed)["last_seen"] == confirmed.isoformat() != first_seen.isoformat()
+    _scan(app, [make_obs(h) for h in HOSTS])
+    gone = resolution_finding()
+    assert not gone.active and gone.resolved_at is not None
+    assert gone.observation_id == second_obs and gone.last_seen == confirmed
+    assert _finding_json(gone, gone.resolved_at)["last_seen"] == confirmed.isoformat()
+
+
 def test_moved_address_is_one_device_not_offline(app, session, project):
     _scan(app, [make_obs(h) for h in HOSTS])
     moved = make_obs("127.0.1.40", mac=mac_of("127.0.1.11"), serial="SN1270111X")

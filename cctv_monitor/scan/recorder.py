@@ -9,7 +9,6 @@ one fed at once.
 from __future__ import annotations
 
 import ipaddress
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType, SimpleNamespace
@@ -45,9 +44,9 @@ from cctv_monitor.models import (
 )
 from cctv_monitor.scan.alerts import alert_kinds
 from cctv_monitor.scan.errors import ScanError
-from cctv_monitor.scan.findings import clip, scrub, sync_findings
+from cctv_monitor.scan.findings import clip, json_text, scrub, sync_findings, without_nul
 from cctv_monitor.scan.identity import IdentityIndex, identityless
-from cctv_monitor.scan.ids import JSONText, allocator_for, update_rows, write_rows
+from cctv_monitor.scan.ids import allocator_for, update_rows, write_rows
 from cctv_monitor.recorders import is_recorder
 from cctv_monitor.scan.scope import ScanScope, site_networks
 from probes.results import Observation as ObsData
@@ -60,10 +59,11 @@ __all__ = ["Recorder", "Recorded", "spec_of", "parse_time"]
 LIMITS = {"mac": 17, "serial": 128, "manufacturer": 255, "model": 255, "firmware": 255, "hardware_id": 255,
           "name": 500, "location_text": 500, "address": 64, "encoding": 16}
 
-#: Columns every observation writes on its device and on each of its active findings: in a batch they are
-#: written for all rows at once by :meth:`Recorder.write` rather than by the unit of work.
-_HOT: dict[type, tuple[str, ...]] = {Device: ("last_seen", "last_ok", "last_observation_id", "last_ok_observation_id"),
-                                     Finding: ("scan_run_id", "observation_id", "last_seen")}
+#: Columns every observation writes on its device: in a batch they are written for all rows at once by
+#: :meth:`Recorder.write` rather than by the unit of work. A device's active findings are not written again
+#: while they hold: the device's latest observation confirms them (its time is their last confirmation, as
+#: the API and exports show it); a finding row changes when raised, changed or resolved.
+_HOT: dict[type, tuple[str, ...]] = {Device: ("last_seen", "last_ok", "last_observation_id", "last_ok_observation_id")}
 
 _NO_PROJECT_SPEC = Spec(code="(none)", name_th="ไม่อยู่ในโครงการใด", name_en="Not in any project",
                         device_class="fixed_outdoor", requirements=MappingProxyType({}))
@@ -128,7 +128,7 @@ class Recorder:
         #: Observation rows of the batch not yet written (with ids drawn in advance): see :meth:`write`.
         self.pending: list[dict[str, Any]] = []
         #: Batch mode: stored devices and findings whose hot columns (:data:`_HOT`) this batch changed.
-        self.touched: dict[type, dict[int, Any]] = {Device: {}, Finding: {}}
+        self.touched: dict[type, dict[int, Any]] = {Device: {}}
         self.register: dict[int, RegisterEntry] = {}
         self.register_by_mac: dict[str, RegisterEntry] = {}
         self.register_by_serial: dict[str, RegisterEntry] = {}
@@ -151,6 +151,8 @@ class Recorder:
                                    ProjectRanges((net, site.project_id) for net, site in self.site_nets))
         self.devices = self.ident.devices
         self.active: dict[int, dict[tuple[str, str | None], Finding]] = {}
+        #: When each device recorded in this run was observed last (a finding resolved says so).
+        self.observed_at: dict[int, datetime] = {}
         for finding in session.scalars(select(Finding).where(Finding.active.is_(True),
                                                              Finding.device_id.is_not(None))):
             self.active.setdefault(finding.device_id, {})[(finding.rule_id, finding.subject)] = finding
@@ -492,7 +494,7 @@ class Recorder:
         for item in data.get("stream_checks") or ():
             item.pop("thumbnail_jpeg", None)
         # A batch's rows go by COPY: the JSON text is made once here, checked for NULs and written as it is.
-        data = _json_text(data) if self.ids is not None else _without_nul(data)
+        data = json_text(data) if self.ids is not None else without_nul(data)
         values = dict(
             scan_run_id=self.run.id, device_id=device_id, address=clip(obs.address, 64), observed_at=now,
             probe_status=obs.status.value, error=clip(obs.error, 4000),
@@ -539,10 +541,14 @@ class Recorder:
 
         def make(key: Any, f: FindingResult) -> Finding:
             return Finding(device_id=device.id, project_id=device.project_id, rule_id=f.rule_id,
-                           severity=f.severity.value, subject=key[1], register_entry_id=device.register_entry_id)
+                           severity=f.severity.value, subject=key[1], register_entry_id=device.register_entry_id,
+                           scan_run_id=self.run.id, observation_id=row.id, last_seen=now)
+
+        def resolve(gone: Finding) -> None:
+            # Last confirmed by the device's observation before this one (the latest, until this one).
+            gone.observation_id, gone.last_seen = device.last_observation_id, self._observed_at(device)
 
         def refresh(existing: Finding, f: FindingResult) -> None:
-            self.hot(existing, scan_run_id=self.run.id, observation_id=row.id, last_seen=now)
             # Usually what the rule said last time: set only when different, so the row stays clean.
             put(existing, "project_id", device.project_id)
             put(existing, "severity", f.severity.value)
@@ -553,8 +559,18 @@ class Recorder:
             put(existing, "message_en", scrub(f.message_en))
 
         new = sync_findings(self.session, self.active.setdefault(device.id, {}), wanted, now=now,
-                            make=make, refresh=refresh)
+                            make=make, refresh=refresh, touch=False, on_resolve=resolve)
+        self.observed_at[device.id] = now
         return [f for f in new if f.blocking]
+
+    def _observed_at(self, device: Device) -> datetime | None:
+        """When the device's latest observation so far was made (before the one being recorded)."""
+        if device.id in self.observed_at:
+            return self.observed_at[device.id]
+        if device.last_observation_id is None:
+            return None
+        return self.session.scalar(select(Observation.observed_at)
+                                   .where(Observation.id == device.last_observation_id))
 
     def _set_status(self, device: Device, old: str, new: str, now: datetime, *, is_new: bool,
                     new_blocking: Sequence[FindingResult]) -> None:
@@ -570,20 +586,6 @@ def put(obj: Any, attr: str, value: Any) -> None:
     """Set an attribute only when it changes (an unchanged object gives the unit of work nothing to do)."""
     if getattr(obj, attr) != value:
         setattr(obj, attr, value)
-
-
-def _without_nul(data: dict[str, Any]) -> dict[str, Any]:
-    """:func:`scrub` only when a NUL is there (JSON escapes it; a text search is far cheaper than the walk)."""
-    return scrub(data) if "\\u0000" in json.dumps(data) else data
-
-
-def _json_text(data: dict[str, Any]) -> JSONText:
-    """The observation's JSON without NULs, compact (a tenth fewer bytes to parse, compress and log)."""
-    text = json.dumps(data, separators=_COMPACT)
-    return JSONText(json.dumps(scrub(data), separators=_COMPACT) if "\\u0000" in text else text)
-
-
-_COMPACT = (",", ":")
 
 
 def _res(width: int | None, height: int | None) -> str | None:
