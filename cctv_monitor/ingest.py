@@ -18,6 +18,7 @@ from typing import Any
 from celery import Celery
 from flask import Flask
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from cctv_monitor.db import get_db
@@ -83,17 +84,22 @@ class Ingest:
         return found
 
     def _unit_open(self, run_id: int, unit_id: int) -> bool:
-        """The unit belongs to the run and is still queued or running (read on a connection kept for it)."""
-        if self._checks is None:
-            self._checks = dedicated_session(self.factory)
-        session = self._checks
-        try:
-            row = session.execute(select(ScanUnit.scan_run_id, ScanUnit.state).where(ScanUnit.id == unit_id)).first()
-            session.rollback()  # ends the read: the next one sees what was committed since
-        except Exception:
-            close_session(session)  # e.g. the connection was lost: a new one next time
-            self._checks = None
-            raise
+        """The unit belongs to the run and is still queued or running (read on a connection kept for it; a
+        kept connection the server dropped, e.g. on a restart, is replaced once, as the pool's ping would)."""
+        for attempt in (1, 2):
+            if self._checks is None:
+                self._checks = dedicated_session(self.factory)
+            session = self._checks
+            try:
+                row = session.execute(select(ScanUnit.scan_run_id, ScanUnit.state)
+                                      .where(ScanUnit.id == unit_id)).first()
+                session.rollback()  # ends the read: the next one sees what was committed since
+                break
+            except DBAPIError as exc:
+                close_session(session)
+                self._checks = None
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
         return row is not None and row[0] == run_id and row[1] in OPEN_UNIT_STATES
 
     def batch(self, run_id: int, unit_id: int, observations: list[dict[str, Any]]) -> int:

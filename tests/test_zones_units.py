@@ -179,3 +179,50 @@ def _feed_two_units(worker, session, ref, units, first, second, stale) -> None:
     session.expire_all()
     assert units[1].state == "done" and session.get(ScanRun, ref.id).state != "running"
     assert session.get(Device, stale.id).not_reached_run_id is None
+
+
+def test_ingest_batch_survives_the_database_dropping_its_kept_connections(app, session, db_url):
+    """The ingest worker keeps connections between batches (the units' reader, the run's indexes); when the
+    server drops them (a restart: here pg_terminate_backend), the next batch is recorded all the same."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: terminates the server's backends of the kept connections")
+    from datetime import timedelta
+    from uuid import uuid4
+
+    from sqlalchemy import text
+
+    from cctv_monitor.db import get_db
+    from cctv_monitor.ingest import Ingest
+    from cctv_monitor.models import ScanRun, ScanUnit, utcnow
+    from cctv_monitor.scan.runs import hand_off, open_run
+    from tests.scan_helpers import make_obs
+
+    hosts = ["127.31.6.1", "127.31.6.2", "127.31.6.3"]
+    add_project(session, code="P-K", agency_code="ag-k", ranges=("127.31.6.0/29",), ports=[8000], site_code="k")
+    ref = open_run(get_db(app).sessionmaker, target="range:127.31.6.0/29", source="worker", owner="zones:test",
+                   client_run_id="kept")
+    hand_off(ref.id)
+    run = session.get(ScanRun, ref.id)
+    run.distributed, run.deadline = True, utcnow() + timedelta(hours=1)
+    units = [ScanUnit(scan_run_id=ref.id, zone="central", seq=i, state="queued", addresses=[h], attempts=0,
+                      observations=0) for i, h in enumerate(hosts)]
+    session.add_all(units)
+    session.commit()
+    worker = Ingest(app)
+    try:
+        assert worker.batch(ref.id, units[0].id, [{**make_obs(hosts[0]).to_dict(), "observation_id": uuid4().hex}]) == 1
+        kept = [worker._checks, worker.cache._runs[ref.id].session]
+        pids = [s.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar() for s in kept]
+        for s in kept:
+            s.rollback() if s is worker._checks else s.commit()
+        with get_db(app).engine.connect() as conn:
+            for pid in pids:
+                conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        for unit, host in zip(units[1:], hosts[1:]):
+            assert worker.batch(ref.id, unit.id, [{**make_obs(host).to_dict(), "observation_id": uuid4().hex}]) == 1
+    finally:
+        worker.release()
+    session.expire_all()
+    assert [u.state for u in session.scalars(select(ScanUnit).where(ScanUnit.scan_run_id == ref.id)
+                                             .order_by(ScanUnit.seq))] == ["done", "done", "done"]
+    assert session.get(ScanRun, ref.id).state != "running"
