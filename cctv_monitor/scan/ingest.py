@@ -19,7 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import Connection, Engine, func, literal, select, text, union_all
+from sqlalchemy import Connection, Engine, bindparam, func, literal, select, text, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -260,7 +260,7 @@ _CLAIM = text("UPDATE inventory_version SET version = version + 1 WHERE id = 1 "
 def _claim(session: Session) -> int | None:
     """PostgreSQL: bump the inventory version for this transaction (its triggers then leave it alone) and
     return it; the row lock waits for any other writer's commit and keeps others out until ours."""
-    row = session.execute(_CLAIM).first()
+    row = session.connection().execute(_CLAIM).first()
     return None if row is None else row[0]
 
 
@@ -272,11 +272,14 @@ def _versioned(session: Session) -> bool:
 _RUN_COLUMNS = ("state", "total", "done", "lease_owner", "lease_expires", "error")
 
 
+_LOCK_RUN = (select(*(ScanRun.__table__.c[c] for c in _RUN_COLUMNS))
+             .where(ScanRun.__table__.c.id == bindparam("run")).with_for_update())
+
+
 def _lock_run_row(session: Session, row: ScanRun) -> None:
     """Lock the run's row and take its current state, counts and lease into the kept object (what another
     batch or process may have changed since): a refresh of the whole row costs twice as much, each batch."""
-    columns = [getattr(ScanRun, c) for c in _RUN_COLUMNS]
-    values = session.execute(select(*columns).where(ScanRun.id == row.id).with_for_update()).one()
+    values = session.connection().execute(_LOCK_RUN, {"run": row.id}).one()  # Core: no ORM work a batch
     for name, value in zip(_RUN_COLUMNS, values):
         set_committed_value(row, name, value)
 
