@@ -52,17 +52,18 @@ class Ingest:
         self.runs: OrderedDict[int, tuple[RunRef, ScanSettings]] = OrderedDict()
         self._checks: Session | None = None  # the units' states are read on a connection kept for it
 
-    def _run(self, session: Any, run_id: int) -> tuple[RunRef, ScanSettings] | None:
+    def _run(self, run_id: int) -> tuple[RunRef, ScanSettings] | None:
         """The handle of an open distributed run and settings whose lease reaches past its deadline."""
         from cctv_monitor.dispatch import LEASE_MARGIN_S
 
-        row = session.get(ScanRun, run_id)
-        if row is None or row.state != ScanState.RUNNING.value or not row.distributed:
-            return None
-        ref = RunRef(row.id, f"{row.target_kind}:{row.target_value}", row.source or "worker",
-                     row.lease_owner or "zones", row.client_run_id)
-        left = (row.deadline - utcnow()).total_seconds() if row.deadline else 0.0
-        return ref, replace(self.settings, lease_s=max(self.settings.lease_s, left + LEASE_MARGIN_S))
+        with self.factory() as session:
+            row = session.get(ScanRun, run_id)
+            if row is None or row.state != ScanState.RUNNING.value or not row.distributed:
+                return None
+            ref = RunRef(row.id, f"{row.target_kind}:{row.target_value}", row.source or "worker",
+                         row.lease_owner or "zones", row.client_run_id)
+            left = (row.deadline - utcnow()).total_seconds() if row.deadline else 0.0
+            return ref, replace(self.settings, lease_s=max(self.settings.lease_s, left + LEASE_MARGIN_S))
 
     def release(self) -> None:
         """Give back the connections kept between batches (the kept indexes and the units' reader)."""
@@ -75,8 +76,7 @@ class Ingest:
         """:meth:`_run`, looked up once per run and kept while it is open (at most 64 runs)."""
         found = self.runs.get(run_id)
         if found is None:
-            with self.factory() as session:
-                found = self._run(session, run_id)
+            found = self._run(run_id)
             if found is not None:
                 self.runs[run_id] = found
                 while len(self.runs) > 64:
@@ -177,8 +177,7 @@ class Ingest:
         self.cache.forget(run_id)
         self.runs.pop(run_id, None)
         with self.app.app_context():
-            with self.factory() as session:
-                found = self._run(session, run_id)
+            found = self._run(run_id)
             if found is None:
                 return False
             ref, settings = found

@@ -127,7 +127,7 @@ class Recorder:
         self.ids = None if autocommit else allocator_for(session)
         #: Observation rows of the batch not yet written (with ids drawn in advance): see :meth:`write`.
         self.pending: list[dict[str, Any]] = []
-        #: Batch mode: stored devices and findings whose hot columns (:data:`_HOT`) this batch changed.
+        #: Batch mode: stored devices whose hot columns (:data:`_HOT`) this batch changed.
         self.touched: dict[type, dict[int, Any]] = {Device: {}}
         self.register: dict[int, RegisterEntry] = {}
         self.register_by_mac: dict[str, RegisterEntry] = {}
